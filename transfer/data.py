@@ -1,0 +1,274 @@
+"""Built-in data sets, written in exactly the on-disk formats of the real ones.
+
+    python -m transfer.data make-demo OUT/ [--seed 0] [--scale 1.0]
+    python -m transfer.data check ROOT [--task voc|coco|seg|imagenet]
+
+Layout under OUT/ (the same layout a user's real data root has; see README):
+    VOC2007/, VOC2012/       Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/*.txt
+    VOC2012/                 + SegmentationClass/*.png, SegmentationClassAug/*.png,
+                               ImageSets/Segmentation/{train,aug,val}.txt
+    coco/                    annotations/instances_{train,val}2017.json, train2017/, val2017/
+    imagenet/                train/<class>/*.jpg, val/<class>/*.jpg
+Generation is deterministic from the seed; a finished set is cached and re-used when its
+parameters match (OUT/params.json is written last).
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_util
+
+from transfer import scenes
+from transfer.scenes import CLASSES
+
+
+@dataclass
+class DemoSizes:
+    """Number of images per split; the defaults keep `make demo` within minutes on 2 cores."""
+    voc07_trainval: int = 48
+    voc07_test: int = 24
+    voc12_trainval: int = 24
+    coco_train: int = 48
+    coco_val: int = 24
+    seg_train: int = 32
+    seg_aug: int = 16
+    seg_val: int = 16
+    imagenet_classes: int = 10
+    imagenet_train_per_class: int = 24
+    imagenet_val_per_class: int = 6
+    image_min: int = 128
+    image_max: int = 192
+    seed: int = 0
+
+    def scaled(self, s):
+        counts = {k: max(2, int(round(v * s))) for k, v in asdict(self).items()
+                  if k.startswith(("voc", "coco", "seg", "imagenet_t", "imagenet_v"))}
+        return DemoSizes(**{**asdict(self), **counts})
+
+
+def voc_palette():
+    """The PASCAL VOC colour map (bit-interleaved), as a flat list of 768 values."""
+    pal = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        pal += [r, g, b]
+    return pal
+
+
+def save_label_png(path, label):
+    im = Image.fromarray(label.astype(np.uint8), mode="P")
+    im.putpalette(voc_palette())
+    im.save(path)
+
+
+def image_size(rng, sizes):
+    return [int(v) for v in rng.integers(sizes.image_min, sizes.image_max + 1, 2)]
+
+
+def voc_xml(image_id, folder, h, w, objects, rng):
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = folder
+    ET.SubElement(root, "filename").text = image_id + ".jpg"
+    size = ET.SubElement(root, "size")
+    for k, v in (("width", w), ("height", h), ("depth", 3)):
+        ET.SubElement(size, k).text = str(v)
+    ET.SubElement(root, "segmented").text = "0"
+    for o in objects:
+        x0, y0, x1, y1 = scenes.mask_box(o["mask"])
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = CLASSES[o["label"]]
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        # VOC marks hard objects 'difficult'; the evaluator ignores them: small ones here
+        small = (x1 - x0) * (y1 - y0) < 0.01 * h * w
+        ET.SubElement(obj, "difficult").text = "1" if small and rng.random() < 0.5 else "0"
+        box = ET.SubElement(obj, "bndbox")
+        # VOC boxes are 1-based and inclusive
+        for k, v in (("xmin", x0 + 1), ("ymin", y0 + 1), ("xmax", x1), ("ymax", y1)):
+            ET.SubElement(box, k).text = str(int(v))
+    return ET.ElementTree(root)
+
+
+def write_voc_detection(root, year, splits, sizes, rng):
+    base = os.path.join(root, f"VOC{year}")
+    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        os.makedirs(os.path.join(base, sub), exist_ok=True)
+    for split, n in splits.items():
+        ids = [f"{year}_{split}_{i:06d}" for i in range(n)]
+        for image_id in ids:
+            h, w = image_size(rng, sizes)
+            img, objects = scenes.draw_scene(rng, h, w)
+            Image.fromarray(img).save(os.path.join(base, "JPEGImages", image_id + ".jpg"), quality=92)
+            voc_xml(image_id, f"VOC{year}", h, w, objects, rng).write(
+                os.path.join(base, "Annotations", image_id + ".xml"))
+        with open(os.path.join(base, "ImageSets/Main", split + ".txt"), "w") as f:
+            f.write("\n".join(ids) + "\n")
+
+
+def coco_annotation(ann_id, image_id, o, rng):
+    """One COCO instance: a polygon for most objects, an uncompressed-RLE crowd region for some."""
+    m = np.asfortranarray(o["mask"].astype(np.uint8))
+    rle = mask_util.encode(m)
+    x0, y0, x1, y1 = scenes.mask_box(o["mask"])
+    ann = {"id": ann_id, "image_id": image_id, "category_id": o["label"] + 1,
+           "bbox": [x0, y0, x1 - x0, y1 - y0], "area": float(mask_util.area(rle)), "iscrowd": 0}
+    polygons = mask_polygons(o["mask"]) if rng.random() > 0.1 else []
+    if polygons:
+        ann["segmentation"] = polygons
+    else:  # crowd regions are stored as uncompressed RLE, as in COCO's own files
+        ann["iscrowd"] = 1
+        ann["segmentation"] = {"counts": rle_counts(m), "size": list(m.shape)}
+    return ann
+
+
+def rle_counts(m):
+    """Uncompressed COCO RLE counts (column-major runs, starting with zeros)."""
+    flat = m.flatten(order="F")
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    return ([0] + counts) if flat[0] == 1 else counts
+
+
+def mask_polygons(mask):
+    """Polygons (COCO [x0, y0, x1, y1, ...]) tracing the mask's outer contours."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys = [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+    return [p for p in polys if len(p) >= 6]
+
+
+def write_coco(root, sizes, rng):
+    base = os.path.join(root, "coco")
+    os.makedirs(os.path.join(base, "annotations"), exist_ok=True)
+    categories = [{"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)]
+    ann_id = 1
+    for split, n in (("train2017", sizes.coco_train), ("val2017", sizes.coco_val)):
+        os.makedirs(os.path.join(base, split), exist_ok=True)
+        images, anns = [], []
+        for i in range(n):
+            image_id = (1 if split == "train2017" else 100000) + i
+            h, w = image_size(rng, sizes)
+            img, objects = scenes.draw_scene(rng, h, w)
+            name = f"{image_id:012d}.jpg"
+            Image.fromarray(img).save(os.path.join(base, split, name), quality=92)
+            images.append({"id": image_id, "file_name": name, "height": h, "width": w})
+            for o in objects:
+                anns.append(coco_annotation(ann_id, image_id, o, rng))
+                ann_id += 1
+        data = {"info": {"description": "moco-transfer built-in COCO-format set"}, "licenses": [],
+                "images": images, "annotations": anns, "categories": categories}
+        with open(os.path.join(base, "annotations", f"instances_{split}.json"), "w") as f:
+            json.dump(data, f)
+
+
+def seg_label(h, w, objects):
+    """VOC semantic label map: 0 background, class+1 inside objects, 255 on object borders."""
+    import cv2
+
+    label = np.zeros((h, w), np.uint8)
+    border = np.zeros((h, w), bool)
+    for o in objects:
+        label[o["mask"]] = o["label"] + 1
+        m = o["mask"].astype(np.uint8)
+        border |= (cv2.dilate(m, np.ones((3, 3), np.uint8)) - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
+    label[border] = 255
+    return label
+
+
+def write_voc_segmentation(root, sizes, rng):
+    base = os.path.join(root, "VOC2012")
+    for sub in ("JPEGImages", "SegmentationClass", "SegmentationClassAug", "ImageSets/Segmentation"):
+        os.makedirs(os.path.join(base, sub), exist_ok=True)
+    splits = {"train": sizes.seg_train, "aug": sizes.seg_aug, "val": sizes.seg_val}
+    for split, n in splits.items():
+        ids = [f"2012_seg{split}_{i:06d}" for i in range(n)]
+        label_dir = "SegmentationClassAug" if split == "aug" else "SegmentationClass"
+        for image_id in ids:
+            h, w = image_size(rng, sizes)
+            img, objects = scenes.draw_scene(rng, h, w)
+            Image.fromarray(img).save(os.path.join(base, "JPEGImages", image_id + ".jpg"), quality=92)
+            save_label_png(os.path.join(base, label_dir, image_id + ".png"), seg_label(h, w, objects))
+        with open(os.path.join(base, "ImageSets/Segmentation", split + ".txt"), "w") as f:
+            f.write("\n".join(ids) + "\n")
+
+
+def write_imagenet(root, sizes, rng):
+    for split, n in (("train", sizes.imagenet_train_per_class), ("val", sizes.imagenet_val_per_class)):
+        for c in range(sizes.imagenet_classes):
+            d = os.path.join(root, "imagenet", split, CLASSES[c])
+            os.makedirs(d, exist_ok=True)
+            for i in range(n):
+                img = scenes.centred_object(rng, 96, c)
+                Image.fromarray(img).save(os.path.join(d, f"{CLASSES[c]}_{i:05d}.jpg"), quality=92)
+
+
+def make_demo(out, sizes=None):
+    """Writes every built-in set under `out` (or re-uses it when the parameters match)."""
+    sizes = sizes or DemoSizes()
+    params = {"version": 1, **asdict(sizes)}
+    params_path = os.path.join(out, "params.json")
+    if os.path.exists(params_path) and json.load(open(params_path)) == params:
+        return out
+    tmp = out.rstrip("/") + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    rng = np.random.default_rng(sizes.seed)
+    write_voc_detection(tmp, 2007, {"trainval": sizes.voc07_trainval, "test": sizes.voc07_test}, sizes, rng)
+    write_voc_detection(tmp, 2012, {"trainval": sizes.voc12_trainval}, sizes, rng)
+    write_voc_segmentation(tmp, sizes, rng)
+    write_coco(tmp, sizes, rng)
+    write_imagenet(tmp, sizes, rng)
+    with open(os.path.join(tmp, "params.json"), "w") as f:
+        json.dump(params, f, indent=1)
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)  # a killed run leaves only the .partial folder, never a half set
+    return out
+
+
+def default_demo_root():
+    return os.environ.get("MOCO_DEMO_DATA", os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), ".cache", "demo-data"))
+
+
+def main(argv=None):
+    from transfer import validate
+
+    parser = argparse.ArgumentParser(prog="python -m transfer.data", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    mk = sub.add_parser("make-demo", help="write the built-in data sets")
+    mk.add_argument("out", nargs="?", default=default_demo_root())
+    mk.add_argument("--seed", type=int, default=0)
+    mk.add_argument("--scale", type=float, default=1.0, help="multiply every split's size")
+    ck = sub.add_parser("check", help="validate a data root before training")
+    ck.add_argument("root")
+    ck.add_argument("--task", choices=["voc", "coco", "seg", "imagenet", "all"], default="all")
+    args = parser.parse_args(argv)
+    if args.cmd == "make-demo":
+        out = make_demo(args.out, DemoSizes(seed=args.seed).scaled(args.scale))
+        print(f"built-in data sets ready in {out}")
+        return 0
+    try:
+        for task in (["voc", "coco", "seg", "imagenet"] if args.task == "all" else [args.task]):
+            n = validate.check_task(task, args.root)
+            print(f"{task}: {n} images ok")
+    except validate.DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

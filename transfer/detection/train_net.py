@@ -1,0 +1,93 @@
+"""Detectron2 training for the VOC (Faster R-CNN R50-C4) and COCO (Mask R-CNN R50-FPN) protocols.
+
+moco's detection/train_net.py on detectron2's own DefaultTrainer and launch(), plus: the data
+root is registered in every worker, SyncBN becomes BN at world size 1 (nn.SyncBatchNorm needs a
+process group), the run ends by writing final_metrics.json. Examples:
+
+    python -m transfer.detection.train_net --config-file configs/detectron2/pascal_voc_R_50_C4_24k_moco.yaml \
+        --data-root /data --num-gpus 8 MODEL.WEIGHTS out.pkl
+    python -m transfer.detection.train_net ... --num-machines 2 --machine-rank 0 --dist-url tcp://host:port
+"""
+import json
+import logging
+import os
+
+import torch
+from detectron2.config import get_cfg
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+from detectron2.utils import comm
+
+from transfer import register
+from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
+from transfer.detection.coco_eval import FastCOCOEvaluator
+
+logger = logging.getLogger("transfer.detection")
+
+
+class Trainer(DefaultTrainer):
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        if dataset_name.startswith("coco"):
+            # detectron2's fast evaluator is native code; faster-coco-eval gives the same numbers
+            if os.environ.get("MOCO_COCO_EVAL", "fast") == "fast":
+                return FastCOCOEvaluator(dataset_name, output_dir=output_folder)
+            return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
+        return PascalVOCDetectionEvaluator(dataset_name)
+
+
+def adapt_to_world(cfg, world_size):
+    """SyncBN needs a process group: at world size 1 it is plain BN (naiveSyncBN already is)."""
+    for node in (cfg.MODEL.RESNETS, cfg.MODEL.FPN):
+        if world_size == 1 and node.NORM == "SyncBN":
+            logger.warning("one process: SyncBN -> BN (identical statistics at world size 1)")
+            node.NORM = "BN"
+    if not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    if cfg.SOLVER.IMS_PER_BATCH % world_size:
+        raise SystemExit(f"error: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} is not divisible by "
+                         f"{world_size} processes; pick a GPU count that divides it or a lowgpu config")
+
+
+def setup(args):
+    cfg = get_cfg()
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    adapt_to_world(cfg, comm.get_world_size())
+    cfg.freeze()
+    default_setup(cfg, args)  # logs the environment, writes the effective config.yaml
+    return cfg
+
+
+def main(args):
+    root = args.data_root
+    register.register_voc(root)
+    register.register_coco(root)
+    cfg = setup(args)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    if args.eval_only:
+        results = Trainer.test(cfg, trainer.model)
+    else:
+        results = trainer.train()
+    if comm.is_main_process():
+        with open(os.path.join(cfg.OUTPUT_DIR, "final_metrics.json"), "w") as f:
+            json.dump(results, f, indent=1)
+    return results
+
+
+def build_parser():
+    parser = default_argument_parser()
+    parser.add_argument("--data-root", required=True, help="folder with VOC2007/, VOC2012/, coco/")
+    return parser
+
+
+def invoke_main(argv=None):
+    args = build_parser().parse_args(argv)
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
+
+
+if __name__ == "__main__":
+    invoke_main()

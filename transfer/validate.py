@@ -1,0 +1,166 @@
+"""Checks a data root before any training starts: every problem names the file and what is wrong.
+
+The checks are cheap enough for the real sets (no full decode): the image header gives its
+size, and the file's last bytes show whether a JPEG/PNG was cut short.
+"""
+import json
+import os
+import xml.etree.ElementTree as ET
+
+from PIL import Image
+
+from transfer.scenes import CLASSES
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+class DataError(ValueError):
+    """A data set problem: str(e) is '<path>: <what is wrong>'."""
+
+    def __init__(self, path, problem):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
+def need_dir(path, what):
+    if not os.path.isdir(path):
+        raise DataError(path, f"missing folder ({what})")
+
+
+def need_file(path, what):
+    if not os.path.isfile(path):
+        raise DataError(path, f"missing file ({what})")
+
+
+def image_size(path):
+    """(width, height) of a readable, complete image; raises DataError otherwise."""
+    need_file(path, "image")
+    try:
+        with Image.open(path) as im:
+            size = im.size
+            fmt = im.format
+    except Exception as e:
+        raise DataError(path, f"unreadable image ({type(e).__name__}: {e})") from None
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 16))
+        tail = f.read()
+    # a complete JPEG ends with the EOI marker, a complete PNG with its IEND chunk
+    if (fmt == "JPEG" and b"\xff\xd9" not in tail) or (fmt == "PNG" and b"IEND" not in tail):
+        raise DataError(path, "truncated image (the file ends before the image data does)")
+    return size
+
+
+def read_ids(path):
+    need_file(path, "split list")
+    ids = [line.split()[0] for line in open(path) if line.strip()]
+    if not ids:
+        raise DataError(path, "empty split list")
+    return ids
+
+
+def check_voc_split(dirname, split, classes=CLASSES):
+    """One VOC detection split: its list, every XML, every image named by it. Returns the count."""
+    need_dir(dirname, "PASCAL VOC year folder, e.g. VOC2007")
+    ids = read_ids(os.path.join(dirname, "ImageSets", "Main", split + ".txt"))
+    for image_id in ids:
+        xml_path = os.path.join(dirname, "Annotations", image_id + ".xml")
+        need_file(xml_path, f"annotation of '{image_id}' listed in {split}.txt")
+        try:
+            tree = ET.parse(xml_path)
+            w = int(tree.findtext("size/width"))
+            h = int(tree.findtext("size/height"))
+        except (ET.ParseError, TypeError, ValueError) as e:
+            raise DataError(xml_path, f"malformed VOC XML ({e})") from None
+        img_path = os.path.join(dirname, "JPEGImages", image_id + ".jpg")
+        if image_size(img_path) != (w, h):
+            raise DataError(xml_path, f"size {w}x{h} differs from its image's {image_size(img_path)}")
+        for obj in tree.findall("object"):
+            name = obj.findtext("name")
+            if name not in classes:
+                raise DataError(xml_path, f"class '{name}' is not one of the {len(classes)} classes")
+            try:
+                x0, y0, x1, y1 = (float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax"))
+            except (TypeError, ValueError):
+                raise DataError(xml_path, f"object '{name}' has a malformed bndbox") from None
+            if not (1 <= x0 <= x1 <= w and 1 <= y0 <= y1 <= h):
+                raise DataError(xml_path, f"box ({x0:g},{y0:g},{x1:g},{y1:g}) of '{name}' is outside the {w}x{h} image")
+    return len(ids)
+
+
+def check_coco(json_path, image_dir):
+    """A COCO instances file and its image folder. Returns the number of images."""
+    need_file(json_path, "COCO annotation file")
+    need_dir(image_dir, "COCO image folder")
+    try:
+        data = json.load(open(json_path))
+        images, anns, cats = data["images"], data["annotations"], data["categories"]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(json_path, f"malformed JSON ({e})") from None
+    except (KeyError, TypeError) as e:
+        raise DataError(json_path, f"not a COCO instances file (missing {e})") from None
+    cat_ids = {c["id"] for c in cats}
+    sizes = {}
+    for im in images:
+        path = os.path.join(image_dir, im["file_name"])
+        w, h = image_size(path)
+        if (w, h) != (im["width"], im["height"]):
+            raise DataError(path, f"size {w}x{h} differs from {im['width']}x{im['height']} in {json_path}")
+        sizes[im["id"]] = (w, h)
+    for a in anns:
+        where = f"{json_path} (annotation {a.get('id')})"
+        if a["image_id"] not in sizes:
+            raise DataError(where, f"image_id {a['image_id']} is not in 'images'")
+        if a["category_id"] not in cat_ids:
+            raise DataError(where, f"category_id {a['category_id']} is not in 'categories'")
+        x, y, bw, bh = a["bbox"]
+        w, h = sizes[a["image_id"]]
+        if x < 0 or y < 0 or bw < 0 or bh < 0 or x + bw > w + 1 or y + bh > h + 1:
+            raise DataError(where, f"bbox {a['bbox']} is outside the {w}x{h} image")
+    return len(images)
+
+
+def check_voc_seg(dirname, splits=("train", "aug", "val")):
+    """VOC12aug: split lists, images, and palette label maps of the same size."""
+    need_dir(dirname, "VOC2012 folder")
+    n = 0
+    for split in splits:
+        ids = read_ids(os.path.join(dirname, "ImageSets", "Segmentation", split + ".txt"))
+        label_dir = "SegmentationClassAug" if split == "aug" else "SegmentationClass"
+        for image_id in ids:
+            img_size = image_size(os.path.join(dirname, "JPEGImages", image_id + ".jpg"))
+            label_path = os.path.join(dirname, label_dir, image_id + ".png")
+            if image_size(label_path) != img_size:
+                raise DataError(label_path, f"label map size {image_size(label_path)} differs from its image's {img_size}")
+        n += len(ids)
+    return n
+
+
+def check_imagefolder(root):
+    """An ImageNet-style train/<class>/*.jpg folder. Returns the number of images."""
+    need_dir(root, "image folder with one sub-folder per class")
+    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    files = [os.path.join(root, c, f) for c in classes for f in sorted(os.listdir(os.path.join(root, c)))
+             if f.lower().endswith(IMAGE_EXTS)]
+    if not files:
+        raise DataError(root, "no images: expected <root>/<class>/<image>.jpg")
+    for f in files:
+        image_size(f)
+    return len(files)
+
+
+def check_task(task, root):
+    """Validates what `task` reads under the data root; returns the number of images."""
+    need_dir(root, "data root")
+    if task == "voc":
+        return (check_voc_split(os.path.join(root, "VOC2007"), "trainval")
+                + check_voc_split(os.path.join(root, "VOC2012"), "trainval")
+                + check_voc_split(os.path.join(root, "VOC2007"), "test"))
+    if task == "coco":
+        coco = os.path.join(root, "coco")
+        return sum(check_coco(os.path.join(coco, "annotations", f"instances_{s}.json"), os.path.join(coco, s))
+                   for s in ("train2017", "val2017"))
+    if task == "seg":
+        return check_voc_seg(os.path.join(root, "VOC2012"))
+    if task == "imagenet":
+        return check_imagefolder(os.path.join(root, "imagenet", "train"))
+    raise ValueError(f"unknown task '{task}'")
