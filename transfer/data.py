@@ -107,9 +107,9 @@ def write_voc_detection(root, year, splits, sizes, rng):
         os.makedirs(os.path.join(base, sub), exist_ok=True)
     for split, n in splits.items():
         ids = [f"{year}_{split}_{i:06d}" for i in range(n)]
-        for image_id in ids:
+        for i, image_id in enumerate(ids):
             h, w = image_size(rng, sizes)
-            img, objects = scenes.draw_scene(rng, h, w)
+            img, objects = scenes.draw_scene(rng, h, w, first_label=i % len(CLASSES))
             Image.fromarray(img).save(os.path.join(base, "JPEGImages", image_id + ".jpg"), quality=92)
             voc_xml(image_id, f"VOC{year}", h, w, objects, rng).write(
                 os.path.join(base, "Annotations", image_id + ".xml"))
@@ -162,7 +162,7 @@ def write_coco(root, sizes, rng):
         for i in range(n):
             image_id = (1 if split == "train2017" else 100000) + i
             h, w = image_size(rng, sizes)
-            img, objects = scenes.draw_scene(rng, h, w)
+            img, objects = scenes.draw_scene(rng, h, w, first_label=i % len(CLASSES))
             name = f"{image_id:012d}.jpg"
             Image.fromarray(img).save(os.path.join(base, split, name), quality=92)
             images.append({"id": image_id, "file_name": name, "height": h, "width": w})
@@ -197,9 +197,9 @@ def write_voc_segmentation(root, sizes, rng):
     for split, n in splits.items():
         ids = [f"2012_seg{split}_{i:06d}" for i in range(n)]
         label_dir = "SegmentationClassAug" if split == "aug" else "SegmentationClass"
-        for image_id in ids:
+        for i, image_id in enumerate(ids):
             h, w = image_size(rng, sizes)
-            img, objects = scenes.draw_scene(rng, h, w)
+            img, objects = scenes.draw_scene(rng, h, w, first_label=i % len(CLASSES))
             Image.fromarray(img).save(os.path.join(base, "JPEGImages", image_id + ".jpg"), quality=92)
             save_label_png(os.path.join(base, label_dir, image_id + ".png"), seg_label(h, w, objects))
         with open(os.path.join(base, "ImageSets/Segmentation", split + ".txt"), "w") as f:

@@ -58,13 +58,14 @@ def background(rng, h, w):
     return img + rng.normal(0, 12, (h, w, 3))
 
 
-def draw_scene(rng, h, w, max_objects=4, min_size=0.12, max_size=0.45):
-    """Returns (image uint8 HxWx3, objects): each object a dict with `label` (class index) and
+def draw_scene(rng, h, w, max_objects=4, min_size=0.12, max_size=0.45, first_label=None):
+    """`first_label` fixes the class of the first object, so that a split covers every class.
+    Returns (image uint8 HxWx3, objects): each object a dict with `label` (class index) and
     `mask` (its visible pixels after later objects occlude it); objects fully hidden are dropped."""
     img = background(rng, h, w)
     objects = []
-    for _ in range(rng.integers(1, max_objects + 1)):
-        c = int(rng.integers(len(CLASSES)))
+    for k in range(rng.integers(1, max_objects + 1)):
+        c = int(rng.integers(len(CLASSES))) if k or first_label is None else first_label
         ry, rx = (rng.uniform(min_size, max_size, 2) * (h, w) / 2).clip(4)
         cy, cx = rng.uniform(ry * 0.5, h - ry * 0.5), rng.uniform(rx * 0.5, w - rx * 0.5)
         mask = shape_mask(class_style(c)[0], h, w, cy, cx, ry, rx)

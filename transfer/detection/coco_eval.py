@@ -16,7 +16,9 @@ from faster_coco_eval import COCOeval_faster
 def faster_cocoeval(coco_gt, coco_dt, iou_type):
     """Same call as pycocotools' COCOeval(coco_gt, coco_dt, iou_type), on pycocotools objects."""
     gt = FasterCOCO(copy.deepcopy(coco_gt.dataset))
-    dt = gt.loadRes(copy.deepcopy(coco_dt.dataset["annotations"]))
+    # the raw results, without the fields pycocotools' loadRes derived from them
+    keep = ("image_id", "category_id", "score", "bbox" if iou_type == "bbox" else "segmentation")
+    dt = gt.loadRes([{k: a[k] for k in keep} for a in coco_dt.dataset["annotations"]])
     return COCOeval_faster(gt, dt, iou_type, print_function=print)
 
 

@@ -1,0 +1,242 @@
+"""Built-in data: real formats read by the frameworks' own loaders and evaluators; strict checks."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from transfer import data, register, report, validate
+
+
+def test_generation_is_deterministic_and_cached(tmp_path):
+    sizes = data.DemoSizes().scaled(0.1)
+    a = data.make_demo(str(tmp_path / "a"), sizes)
+    b = data.make_demo(str(tmp_path / "b"), sizes)
+    rel = "VOC2007/JPEGImages/2007_trainval_000000.jpg"
+    assert open(os.path.join(a, rel), "rb").read() == open(os.path.join(b, rel), "rb").read()
+    stamp = os.path.getmtime(os.path.join(a, "params.json"))
+    data.make_demo(a, sizes)  # same parameters: re-used, not rewritten
+    assert os.path.getmtime(os.path.join(a, "params.json")) == stamp
+    c = data.make_demo(str(tmp_path / "c"), data.DemoSizes(seed=1).scaled(0.1))
+    assert open(os.path.join(c, rel), "rb").read() != open(os.path.join(a, rel), "rb").read()
+
+
+def test_builtin_sets_validate(demo_root):
+    for task in ("voc", "coco", "seg", "imagenet"):
+        assert validate.check_task(task, demo_root) > 0
+
+
+def d2_instances(boxes, classes, h, w, masks=None):
+    from detectron2.structures import Boxes, Instances
+
+    inst = Instances((h, w))
+    inst.pred_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+    inst.scores = torch.ones(len(classes))
+    inst.pred_classes = torch.tensor(classes, dtype=torch.int64)
+    if masks is not None:
+        inst.pred_masks = torch.as_tensor(np.array(masks, dtype=bool)).reshape(-1, h, w)
+    return inst
+
+
+def run_evaluator(evaluator, dicts, predict):
+    evaluator.reset()
+    for d in dicts:
+        evaluator.process([{"image_id": d["image_id"]}], [{"instances": predict(d)}])
+    return evaluator.evaluate()
+
+
+def test_voc_evaluator_perfect_and_empty(demo_root):
+    from detectron2.data import DatasetCatalog
+    from detectron2.evaluation import PascalVOCDetectionEvaluator
+
+    register.register_voc(demo_root)
+    dicts = DatasetCatalog.get("voc_2007_test")
+    assert dicts and all(os.path.exists(d["file_name"]) for d in dicts)
+    ev = PascalVOCDetectionEvaluator("voc_2007_test")
+
+    def perfect(d):  # detectron2's loader shifted VOC's 1-based boxes by -1: undo for the evaluator
+        anns = d["annotations"]
+        return d2_instances([a["bbox"] for a in anns], [a["category_id"] for a in anns], d["height"], d["width"])
+
+    res = run_evaluator(ev, dicts, perfect)["bbox"]
+    assert res["AP50"] == pytest.approx(100.0) and res["AP"] > 90
+    res = run_evaluator(ev, dicts, lambda d: d2_instances([], [], d["height"], d["width"]))["bbox"]
+    assert res["AP50"] == 0 and res["AP"] == 0
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_coco_evaluator_perfect_and_empty(demo_root, fast, tmp_path):
+    from detectron2.data import DatasetCatalog
+    from detectron2.evaluation import COCOEvaluator
+    from pycocotools import mask as mask_util
+
+    from transfer.detection.coco_eval import FastCOCOEvaluator
+
+    register.register_coco(demo_root)
+    dicts = DatasetCatalog.get("coco_2017_val")
+    ev = (FastCOCOEvaluator("coco_2017_val", output_dir=str(tmp_path)) if fast
+          else COCOEvaluator("coco_2017_val", output_dir=str(tmp_path), use_fast_impl=False))
+
+    def perfect(d):
+        anns = [a for a in d["annotations"] if not a.get("iscrowd")]
+        h, w = d["height"], d["width"]
+        masks = []
+        for a in anns:
+            seg = a["segmentation"]
+            rles = mask_util.frPyObjects(seg, h, w)
+            masks.append(mask_util.decode(mask_util.merge(rles)).astype(bool))
+        boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
+        return d2_instances(boxes, [a["category_id"] for a in anns], h, w, masks)
+
+    res = run_evaluator(ev, dicts, perfect)
+    assert res["bbox"]["AP"] == pytest.approx(100.0)
+    assert res["segm"]["AP"] == pytest.approx(100.0)
+    res = run_evaluator(ev, dicts, lambda d: d2_instances([], [], d["height"], d["width"], np.zeros((0, d["height"], d["width"]))))
+    assert report.flat_metrics(res)["bbox/AP"] == 0  # detectron2 says NaN for "no predictions"
+
+
+def test_mmseg_dataset_and_iou_metric_perfect_and_empty(demo_root):
+    from mmseg.datasets import PascalVOCDataset
+    from mmseg.evaluation import IoUMetric
+    from mmseg.utils import register_all_modules
+
+    register_all_modules()
+    voc = os.path.join(demo_root, "VOC2012")
+    ds = PascalVOCDataset(data_root=voc, data_prefix=dict(img_path="JPEGImages", seg_map_path="SegmentationClass"),
+                          ann_file="ImageSets/Segmentation/val.txt",
+                          pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")])
+    assert len(ds) == len(open(os.path.join(voc, "ImageSets/Segmentation/val.txt")).read().split())
+
+    def score(pred_fn):
+        metric = IoUMetric(iou_metrics=["mIoU"])
+        metric.dataset_meta = ds.metainfo
+        for i in range(len(ds)):
+            gt = torch.from_numpy(ds[i]["gt_seg_map"].astype(np.int64))
+            sample = {"pred_sem_seg": {"data": pred_fn(gt)[None]}, "gt_sem_seg": {"data": gt[None]}}
+            metric.process({}, [sample])
+        return metric.compute_metrics(metric.results)["mIoU"]
+
+    assert score(lambda gt: gt.clone()) == pytest.approx(100.0)
+    # every pixel labelled with a wrong class: no class overlaps its ground truth
+    assert score(lambda gt: torch.where(gt == 255, gt, (gt + 1) % 21)) == 0
+
+
+# --- validation: each defect gives an error naming the file and the problem -------------------
+
+def broken_copy(demo_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root)
+    return root
+
+
+def first_line(path):
+    return open(path).read().split()[0]
+
+
+def defect_missing_folder(root):
+    shutil.rmtree(root / "VOC2012")
+    return "voc", "VOC2012", "missing folder"
+
+
+def defect_missing_image(root):
+    i = first_line(root / "VOC2007/ImageSets/Main/trainval.txt")
+    os.remove(root / f"VOC2007/JPEGImages/{i}.jpg")
+    return "voc", f"{i}.jpg", "missing file"
+
+
+def defect_truncated_image(root):
+    i = first_line(root / "VOC2007/ImageSets/Main/test.txt")
+    p = root / f"VOC2007/JPEGImages/{i}.jpg"
+    p.write_bytes(p.read_bytes()[:-200])
+    return "voc", f"{i}.jpg", "truncated"
+
+
+def defect_unreadable_image(root):
+    img = json.load(open(root / "coco/annotations/instances_val2017.json"))["images"][0]["file_name"]
+    (root / "coco/val2017" / img).write_bytes(b"this is not an image")
+    return "coco", img, "unreadable image"
+
+
+def defect_malformed_xml(root):
+    i = first_line(root / "VOC2012/ImageSets/Main/trainval.txt")
+    (root / f"VOC2012/Annotations/{i}.xml").write_text("<annotation><size>")
+    return "voc", f"{i}.xml", "malformed VOC XML"
+
+
+def defect_unknown_class(root):
+    i = first_line(root / "VOC2007/ImageSets/Main/trainval.txt")
+    p = root / f"VOC2007/Annotations/{i}.xml"
+    text = p.read_text()
+    name = text.split("<name>")[1].split("</name>")[0]
+    p.write_text(text.replace(f"<name>{name}</name>", "<name>unicorn</name>", 1))
+    return "voc", f"{i}.xml", "class 'unicorn'"
+
+
+def defect_box_outside(root):
+    i = first_line(root / "VOC2007/ImageSets/Main/trainval.txt")
+    p = root / f"VOC2007/Annotations/{i}.xml"
+    text = p.read_text()
+    xmax = text.split("<xmax>")[1].split("</xmax>")[0]
+    p.write_text(text.replace(f"<xmax>{xmax}</xmax>", "<xmax>5000</xmax>", 1))
+    return "voc", f"{i}.xml", "outside"
+
+
+def defect_malformed_json(root):
+    (root / "coco/annotations/instances_train2017.json").write_text('{"images": [')
+    return "coco", "instances_train2017.json", "malformed JSON"
+
+
+def defect_coco_bad_category(root):
+    p = root / "coco/annotations/instances_val2017.json"
+    d = json.load(open(p))
+    d["annotations"][0]["category_id"] = 999
+    json.dump(d, open(p, "w"))
+    return "coco", "instances_val2017.json", "category_id 999"
+
+
+def defect_coco_box_outside(root):
+    p = root / "coco/annotations/instances_train2017.json"
+    d = json.load(open(p))
+    d["annotations"][0]["bbox"] = [-20, 0, 10, 10]
+    json.dump(d, open(p, "w"))
+    return "coco", "instances_train2017.json", "outside"
+
+
+def defect_label_size(root):
+    from PIL import Image
+
+    i = first_line(root / "VOC2012/ImageSets/Segmentation/val.txt")
+    p = root / f"VOC2012/SegmentationClass/{i}.png"
+    Image.open(p).resize((17, 9)).save(p)
+    return "seg", f"{i}.png", "label map size"
+
+
+def defect_empty_split(root):
+    (root / "VOC2012/ImageSets/Segmentation/aug.txt").write_text("\n")
+    return "seg", "aug.txt", "empty split list"
+
+
+def defect_empty_imagefolder(root):
+    for d in (root / "imagenet/train").iterdir():
+        shutil.rmtree(d)
+    return "imagenet", "train", "no images"
+
+
+DEFECTS = [defect_missing_folder, defect_missing_image, defect_truncated_image, defect_unreadable_image,
+           defect_malformed_xml, defect_unknown_class, defect_box_outside, defect_malformed_json,
+           defect_coco_bad_category, defect_coco_box_outside, defect_label_size, defect_empty_split,
+           defect_empty_imagefolder]
+
+
+@pytest.mark.parametrize("defect", DEFECTS, ids=lambda f: f.__name__[7:])
+def test_defect_is_named(defect, demo_root, tmp_path, capsys):
+    root = broken_copy(demo_root, tmp_path)
+    task, filename, problem = defect(root)
+    with pytest.raises(validate.DataError) as e:
+        validate.check_task(task, str(root))
+    assert filename in str(e.value) and problem in str(e.value)
+    # the CLI: a non-zero exit and the same message
+    assert data.main(["check", str(root), "--task", task]) == 2
+    assert problem in capsys.readouterr().err
