@@ -1,0 +1,66 @@
+"""Convert a MoCo (or torchvision / mmselfsup / timm) checkpoint to Detectron2 weights.
+
+    python converters/to_detectron2.py ckpt.pth [-o out.pkl] [--source auto] [--force]
+
+ResNet-50 -> the `.pkl` that serves both R50-C4 and R50-FPN (moco's
+detection/convert-pretrain-to-detectron2.py, with the head dropped); ViT -> the ViTDet
+backbone layout (`backbone.net.*`). Every key is renamed by a rule, or the run stops.
+"""
+import pickle
+import re
+import sys
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, __file__.rsplit("/converters/", 1)[0])
+
+from converters.cli import run  # noqa: E402
+from converters.sources import ConversionError  # noqa: E402
+
+RESNET_RULES = [  # applied in order to torchvision names
+    (r"^layer(\d)", lambda m: f"res{int(m.group(1)) + 1}"),
+    (r"bn(\d)", r"conv\1.norm"),
+    (r"downsample\.0", "shortcut"),
+    (r"downsample\.1", "shortcut.norm"),
+]
+
+
+def resnet_to_detectron2(sd):
+    out = {}
+    for k, v in sd.items():
+        name = k if k.startswith("layer") else "stem." + k
+        for pattern, repl in RESNET_RULES:
+            name = re.sub(pattern, repl, name)
+        out[name] = v.detach().cpu().numpy()
+    return out
+
+
+def vit_to_vitdet(sd):
+    """timm ViT -> detectron2 ViTDet (`backbone.net.*`): no cls token, no final norm; pos_embed
+    keeps its cls slot (ViT(pretrain_use_cls_token=True) drops it and resizes)."""
+    out = {}
+    for k, v in sd.items():
+        if k == "cls_token" or k.startswith("norm."):
+            continue
+        out["backbone.net." + k] = v.detach().cpu().numpy()
+    return out
+
+
+def convert(arch, sd, path=""):
+    out = resnet_to_detectron2(sd) if arch == "resnet50" else vit_to_vitdet(sd)
+    if not out:
+        raise ConversionError(f"{path}: zero tensors converted")
+    return out
+
+
+def save(model, path):
+    # __author__ stops detectron2 from treating the file as a Caffe2 pickle (which renames '_')
+    with open(path, "wb") as f:
+        pickle.dump({"model": model, "__author__": "moco-transfer", "matching_heuristics": True}, f)
+
+
+def main(argv=None):
+    return run(argv, __doc__.split("\n")[0], ".pkl", convert, save)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
