@@ -1,5 +1,8 @@
 """Results of a suite: per-run metrics, results.json / .csv / .md with the published numbers, plots."""
+import glob
+import json
 import math
+import os
 
 
 def flat_metrics(results):
@@ -14,3 +17,95 @@ def flat_metrics(results):
         elif isinstance(metrics, (int, float)):
             flat[task] = float(metrics)
     return flat
+
+
+# (task, metric): published MoCo v2 200-epoch number (PROTOCOLS.md section 3) and its source
+PUBLISHED = {
+    ("voc", "bbox/AP50"): (82.4, "moco detection/README"), ("voc", "bbox/AP"): (57.0, "moco detection/README"),
+    ("voc", "bbox/AP75"): (63.6, "moco detection/README"),
+    ("coco", "bbox/AP"): (40.2, "mmselfsup"), ("coco", "bbox/AP50"): (59.7, "mmselfsup"),
+    ("coco", "bbox/AP75"): (44.2, "mmselfsup"), ("coco", "segm/AP"): (36.1, "mmselfsup"),
+    ("coco", "segm/AP50"): (56.7, "mmselfsup"), ("coco", "segm/AP75"): (38.8, "mmselfsup"),
+    ("seg", "sem_seg/mIoU"): (67.55, "mmselfsup"),
+}
+
+
+def summarise(runs):
+    """Rows (task, metric, mean, std, n, published) over the seeds of each task."""
+    import statistics
+
+    rows = []
+    for (task, metric), (ref, src) in PUBLISHED.items():
+        vals = [r["metrics"][metric] for r in runs if r["task"] == task and r["status"] == "done"
+                and metric in r.get("metrics", {})]
+        if vals:
+            std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            rows.append({"task": task, "metric": metric, "mean": statistics.mean(vals), "std": std,
+                         "n": len(vals), "published": ref, "published_by": src})
+    return rows
+
+
+def markdown(rows, runs, meta):
+    lines = [f"# Transfer results ({'built-in data, quick schedules' if meta.get('builtin') else meta.get('data')})", "",
+             f"weights: `{meta.get('weights') or 'random init'}`", "",
+             "| task | metric | ours (mean ± std) | seeds | published MoCo v2 200ep |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['metric']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['n']} | "
+                     f"{r['published']:.2f} ({r['published_by']}) |")
+    for r in runs:
+        if r["status"] != "done":
+            lines.append(f"\n**{r['task']} seed {r['seed']} failed**: `{r.get('error', '').splitlines()[-1:]}`")
+    return "\n".join(lines) + "\n"
+
+
+def curves(run_dir):
+    """(iterations, losses) from detectron2's metrics.json or MMEngine's scalars.json."""
+    its, losses = [], []
+    d2 = os.path.join(run_dir, "metrics.json")
+    paths = [d2] if os.path.exists(d2) else glob.glob(os.path.join(run_dir, "*", "vis_data", "scalars.json"))
+    for path in paths[-1:]:
+        for line in open(path):
+            rec = json.loads(line)
+            loss = rec.get("total_loss", rec.get("loss"))
+            if loss is not None:
+                its.append(rec.get("iteration", rec.get("step", rec.get("iter"))))
+                losses.append(loss)
+    return its, losses
+
+
+def plot(out, runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in runs:
+        its, losses = curves(r["run_dir"])
+        if its:
+            ax.plot(its, losses, label=f"{r['task']} seed {r['seed']}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "curves.png"), dpi=100)
+    plt.close(fig)
+
+
+def write(out, runs, meta):
+    """Writes results.json / results.csv / results.md and curves.png; returns the Markdown table."""
+    import csv
+
+    os.makedirs(out, exist_ok=True)
+    rows = summarise(runs)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=1)
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["task", "metric", "mean", "std", "n", "published", "published_by"])
+        w.writeheader()
+        w.writerows(rows)
+    md = markdown(rows, runs, meta)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(md)
+    plot(out, runs)
+    return md

@@ -17,9 +17,16 @@ _test = [
     dict(type='LoadAnnotations'),
     dict(type='PackSegInputs')
 ]
+# lists replace their base lists whole in MMEngine configs: the two train sets in full
+_voc = dict(type='PascalVOCDataset', data_root='data/VOCdevkit/VOC2012', pipeline=_train)
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
-    dataset=dict(datasets=[dict(pipeline=_train), dict(pipeline=_train)]))
+    dataset=dict(type='ConcatDataset', datasets=[
+        dict(_voc, data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClassAug'),
+             ann_file='ImageSets/Segmentation/aug.txt'),
+        dict(_voc, data_prefix=dict(img_path='JPEGImages', seg_map_path='SegmentationClass'),
+             ann_file='ImageSets/Segmentation/train.txt'),
+    ]))
 val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=_test))
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters=40, val_interval=40)

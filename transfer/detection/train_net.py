@@ -70,7 +70,9 @@ def main(args):
     if args.eval_only:
         results = Trainer.test(cfg, trainer.model)
     else:
-        results = trainer.train()
+        trainer.train()
+        # the final evaluation hook's results (train() returns them only with EXPECTED_RESULTS)
+        results = getattr(trainer, "_last_eval_results", None) or Trainer.test(cfg, trainer.model)
     if comm.is_main_process():
         with open(os.path.join(cfg.OUTPUT_DIR, "final_metrics.json"), "w") as f:
             json.dump(results, f, indent=1)

@@ -1,0 +1,144 @@
+"""The transfer suite: convert a checkpoint once, train and evaluate each protocol, report a table.
+
+    python transfer/run_suite.py --task {voc,coco,seg,all} [--weights ckpt.pth] [--data ROOT]
+                                 [--seeds 5] [--num-gpus 8] [--lowgpu] [--out output/suite]
+                                 [--opts KEY VALUE ...] [--cfg-options k=v ...]
+
+Without --data (or $MOCO_DATA) it runs the quick variants on the built-in data (`make demo`).
+Each run is a subprocess through the framework's own launcher; a finished run is skipped on
+rerun, a killed one resumes from its last checkpoint, a failed one is recorded and the others go on.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from transfer import data, register, report, validate  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = {  # task: (full protocol, fewer-GPU variant, quick variant for the built-in data)
+    "voc": ("detectron2/pascal_voc_R_50_C4_24k_moco.yaml", "detectron2/pascal_voc_R_50_C4_24k_moco_lowgpu.yaml",
+            "detectron2/pascal_voc_R_50_C4_quick.yaml"),
+    "coco": ("detectron2/coco_R_50_FPN_1x_moco.yaml", "detectron2/coco_R_50_FPN_1x_moco_lowgpu.yaml",
+             "detectron2/coco_R_50_FPN_quick.yaml"),
+    "seg": ("mmseg/fcn_r50-d8_4xb4-20k_voc12aug-512x512_moco.py", "mmseg/fcn_r50-d8_1xb4-20k_voc12aug-512x512_moco_lowgpu.py",
+            "mmseg/fcn_r50-d8_quick_voc12aug.py"),
+}
+
+
+def convert_weights(path, out_dir):
+    """Converts once for both frameworks; a checkpoint that converts to nothing stops here."""
+    if not path:
+        return None, None
+    from converters import to_detectron2, to_mmseg
+    from converters.cli import atomic_write
+    from converters.sources import read_backbone
+
+    arch, sd, info = read_backbone(path)
+    if arch != "resnet50":
+        raise SystemExit(f"error: {path}: the suite's protocols use ResNet-50; this is a {arch}")
+    os.makedirs(out_dir, exist_ok=True)
+    pkl, pth = os.path.join(out_dir, "backbone_detectron2.pkl"), os.path.join(out_dir, "backbone_mmseg.pth")
+    atomic_write(pkl, lambda t: to_detectron2.save(to_detectron2.convert(arch, sd, path), t))
+    atomic_write(pth, lambda t: to_mmseg.save(to_mmseg.convert(arch, sd, path), t))
+    print(f"converted {path} ({info['source']}, {len(sd)} tensors)")
+    return pkl, pth
+
+
+def command(task, cfg, run_dir, root, seed, weights, args):
+    if task in ("voc", "coco"):
+        cmd = [sys.executable, "-m", "transfer.detection.train_net", "--config-file", cfg, "--data-root", root,
+               "--num-gpus", str(args.num_gpus), "--num-machines", str(args.num_machines),
+               "--machine-rank", str(args.machine_rank), "--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
+        if weights[0]:
+            cmd += ["MODEL.WEIGHTS", weights[0]]
+        return cmd + list(args.opts)
+    launcher = ["--launcher", "pytorch"] if args.num_gpus > 1 else []
+    prefix = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.num_gpus}"]
+              if args.num_gpus > 1 else [sys.executable])
+    cmd = prefix + ["-m", "transfer.segmentation.train", "--config", cfg, "--data-root", root,
+                    "--work-dir", run_dir, "--seed", str(seed)] + launcher
+    if weights[1]:
+        cmd += ["--weights", weights[1]]
+    return cmd + (["--cfg-options", *args.cfg_options] if args.cfg_options else [])
+
+
+def run_one(task, cfg, run_dir, root, seed, weights, args):
+    done = os.path.join(run_dir, "final_metrics.json")
+    if os.path.exists(done) and json.load(open(done)):
+        print(f"[{task} seed {seed}] finished earlier: {done}")
+        return {"status": "done", "metrics": report.flat_metrics(json.load(open(done)))}
+    os.makedirs(run_dir, exist_ok=True)
+    cmd = command(task, cfg, run_dir, root, seed, weights, args)
+    print(f"[{task} seed {seed}] running: log in {run_dir}/log.txt")
+    t0 = time.time()
+    with open(os.path.join(run_dir, "log.txt"), "a") as log:
+        rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    minutes = (time.time() - t0) / 60
+    if rc != 0 or not os.path.exists(done) or not json.load(open(done)):
+        tail = open(os.path.join(run_dir, "log.txt")).read().strip().splitlines()[-3:]
+        print(f"[{task} seed {seed}] FAILED after {minutes:.1f} min (exit {rc}): {' | '.join(tail)}")
+        return {"status": "failed", "error": "\n".join(tail), "exit_code": rc}
+    print(f"[{task} seed {seed}] done in {minutes:.1f} min")
+    return {"status": "done", "metrics": report.flat_metrics(json.load(open(done))), "minutes": minutes}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", required=True, choices=["voc", "coco", "seg", "all"])
+    p.add_argument("--weights", default=None, help="a pretraining checkpoint (any layout the converters read)")
+    p.add_argument("--data", default=None, help="data root (VOC2007/, VOC2012/, coco/); default $MOCO_DATA or built-in")
+    p.add_argument("--quick", action="store_true", help="quick schedules (the default on the built-in data)")
+    p.add_argument("--lowgpu", action="store_true", help="fewer-GPU variants: same images per update")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--num-gpus", type=int, default=1)
+    p.add_argument("--num-machines", type=int, default=1)
+    p.add_argument("--machine-rank", type=int, default=0)
+    p.add_argument("--out", default=os.path.join(REPO, "output", "suite"))
+    p.add_argument("--opts", nargs="*", default=[], help="detectron2 KEY VALUE pairs")
+    p.add_argument("--cfg-options", nargs="*", default=[], help="mmseg key=value pairs")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    tasks = ["voc", "coco", "seg"] if args.task == "all" else [args.task]
+    root = register.data_root(args.data)
+    builtin = root is None
+    if builtin:
+        root = data.make_demo(data.default_demo_root())
+        print(f"no data root given: using the built-in sets in {root}")
+    try:
+        for task in tasks:
+            validate.check_task(task, root)
+    except validate.DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from converters.sources import ConversionError
+
+    try:
+        weights = convert_weights(args.weights, os.path.join(args.out, "weights"))
+    except ConversionError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    variant = 2 if (builtin or args.quick) else (1 if args.lowgpu else 0)
+    runs = []
+    for task in tasks:
+        cfg = os.path.join(REPO, "configs", CONFIGS[task][variant])
+        for seed in range(args.seeds):
+            run_dir = os.path.join(args.out, task, f"seed{seed}")
+            result = run_one(task, cfg, run_dir, root, seed, weights, args)
+            runs.append({"task": task, "seed": seed, "config": os.path.relpath(cfg, REPO), "run_dir": run_dir, **result})
+    table = report.write(args.out, runs, {"weights": args.weights, "data": root, "builtin": builtin,
+                                          "num_gpus": args.num_gpus})
+    print(table)
+    return 0 if all(r["status"] == "done" for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
