@@ -1,0 +1,75 @@
+"""The effective configs equal the published protocols (PROTOCOLS.md section 3), key by key."""
+import pytest
+from mmengine.config import Config
+
+from tests.conftest import config_path
+
+VOC = {
+    "MODEL.RESNETS.NORM": "naiveSyncBN", "MODEL.ROI_HEADS.NAME": "Res5ROIHeadsExtraNorm",
+    "MODEL.BACKBONE.FREEZE_AT": 0, "TEST.PRECISE_BN.ENABLED": True, "SOLVER.IMS_PER_BATCH": 16,
+    "SOLVER.BASE_LR": 0.02, "SOLVER.MAX_ITER": 24000, "SOLVER.STEPS": (18000, 22000), "SOLVER.WARMUP_ITERS": 100,
+    "INPUT.MIN_SIZE_TRAIN": (480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800), "INPUT.MIN_SIZE_TEST": 800,
+    "MODEL.RPN.PRE_NMS_TOPK_TEST": 6000, "MODEL.RPN.POST_NMS_TOPK_TEST": 1000, "MODEL.ROI_HEADS.NUM_CLASSES": 20,
+    "DATASETS.TRAIN": ("voc_2007_trainval", "voc_2012_trainval"), "DATASETS.TEST": ("voc_2007_test",),
+    "INPUT.FORMAT": "RGB", "MODEL.PIXEL_MEAN": [123.675, 116.280, 103.530],
+    "MODEL.PIXEL_STD": [58.395, 57.120, 57.375], "MODEL.RESNETS.STRIDE_IN_1X1": False, "MODEL.MASK_ON": False,
+}
+COCO = {
+    "MODEL.RESNETS.NORM": "SyncBN", "MODEL.FPN.NORM": "SyncBN", "MODEL.BACKBONE.FREEZE_AT": 0,
+    "TEST.PRECISE_BN.ENABLED": True, "SOLVER.IMS_PER_BATCH": 16, "SOLVER.BASE_LR": 0.02, "SOLVER.MAX_ITER": 90000,
+    "SOLVER.STEPS": (60000, 80000), "INPUT.MIN_SIZE_TRAIN": (640, 672, 704, 736, 768, 800), "MODEL.MASK_ON": True,
+    "INPUT.FORMAT": "RGB", "MODEL.PIXEL_MEAN": [123.675, 116.280, 103.530],
+    "MODEL.PIXEL_STD": [58.395, 57.120, 57.375], "MODEL.RESNETS.STRIDE_IN_1X1": False,
+    "MODEL.ROI_HEADS.NAME": "StandardROIHeads", "MODEL.BACKBONE.NAME": "build_resnet_fpn_backbone",
+}
+FCN = {
+    "model.backbone.type": "ResNet", "model.backbone.depth": 50, "model.backbone.strides": (1, 2, 1, 1),
+    "model.backbone.dilations": (1, 1, 2, 4), "model.backbone.contract_dilation": True,
+    "model.backbone.norm_cfg.type": "SyncBN", "model.backbone.norm_eval": False,
+    "model.decode_head.in_channels": 2048, "model.decode_head.channels": 512, "model.decode_head.num_convs": 2,
+    "model.decode_head.concat_input": True, "model.decode_head.dropout_ratio": 0.1, "model.decode_head.num_classes": 21,
+    "model.auxiliary_head.in_index": 2, "model.auxiliary_head.channels": 256,
+    "model.auxiliary_head.loss_decode.loss_weight": 0.4, "optimizer.lr": 0.01, "optimizer.momentum": 0.9,
+    "optimizer.weight_decay": 0.0005, "param_scheduler.0.power": 0.9, "param_scheduler.0.eta_min": 1e-4,
+    "train_cfg.max_iters": 20000, "train_dataloader.batch_size": 4, "train_dataloader.dataset.datasets.0.pipeline.2.scale": (2048, 512),
+    "train_dataloader.dataset.datasets.0.pipeline.2.ratio_range": (0.5, 2.0),
+    "train_dataloader.dataset.datasets.0.pipeline.3.crop_size": (512, 512),
+    "train_dataloader.dataset.datasets.0.pipeline.3.cat_max_ratio": 0.75, "model.test_cfg.mode": "whole",
+    "model.data_preprocessor.bgr_to_rgb": True,
+}
+
+
+def lookup(cfg, dotted):
+    node = cfg
+    for part in dotted.split("."):
+        node = node[int(part)] if isinstance(node, (list, tuple)) else node[part]
+    return node
+
+
+@pytest.mark.parametrize("name,expected", [("pascal_voc_R_50_C4_24k_moco.yaml", VOC), ("coco_R_50_FPN_1x_moco.yaml", COCO)])
+def test_detectron2_protocol(name, expected):
+    from detectron2.config import get_cfg
+
+    from transfer.detection import heads  # noqa: F401
+
+    cfg = get_cfg()
+    cfg.merge_from_file(config_path("detectron2", name))
+    for key, value in expected.items():
+        got = lookup(cfg, key)
+        assert (list(got) if isinstance(value, list) else got) == value, key
+
+
+def test_fcn_protocol():
+    cfg = Config.fromfile(config_path("mmseg", "fcn_r50-d8_4xb4-20k_voc12aug-512x512_moco.py"))
+    for key, value in FCN.items():
+        assert lookup(cfg, key) == value, key
+
+
+def test_lowgpu_variants_keep_images_per_update():
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_file(config_path("detectron2", "pascal_voc_R_50_C4_24k_moco_lowgpu.yaml"))
+    assert cfg.SOLVER.IMS_PER_BATCH * cfg.SOLVER.MAX_ITER == 16 * 24000 and cfg.SOLVER.BASE_LR == 0.01
+    seg = Config.fromfile(config_path("mmseg", "fcn_r50-d8_1xb4-20k_voc12aug-512x512_moco_lowgpu.py"))
+    assert seg.train_dataloader.batch_size * seg.optim_wrapper.accumulative_counts == 16
