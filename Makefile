@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: env demo test test-all bench clean
+.PHONY: env demo test test-all clean
 
 env: $(READY)
 
@@ -20,10 +20,6 @@ test: env
 
 test-all: env
 	$(PY) -m pytest -q -m "" tests
-
-bench: env
-	$(PY) tools/bench_augment.py
-	$(PY) tools/bench_coco_eval.py
 
 clean:
 	rm -rf $(VENV) .install.log output .cache
