@@ -17,7 +17,9 @@ os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+from mmseg.evaluation import IoUMetric  # noqa: E402
+from mmseg.registry import METRICS  # noqa: E402
 
 
 class BackboneLoadedCheck(Hook):
@@ -40,6 +42,19 @@ class BackboneLoadedCheck(Hook):
         runner.logger.info(f"backbone: all {len(actual)} tensors loaded from {self.path}")
 
 
+@METRICS.register_module()
+class PerClassIoUMetric(IoUMetric):
+    """mmseg's IoUMetric, also returning `IoU.<class>` (None for a class absent from both the
+    predictions and the labels, which mIoU's nanmean skips as well)."""
+
+    def compute_metrics(self, results):
+        metrics = super().compute_metrics(results)
+        inter, union = sum(r[0] for r in results), sum(r[1] for r in results)
+        for name, i, u in zip(self.dataset_meta["classes"], inter.tolist(), union.tolist()):
+            metrics[f"IoU.{name}"] = round(100 * i / u, 2) if u > 0 else None
+        return metrics
+
+
 def set_data_root(cfg, voc2012):
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         ds = loader.dataset
@@ -55,8 +70,13 @@ def build_cfg(args):
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
     cfg.randomness = dict(seed=args.seed)
-    cfg.resume = True  # continues from the last checkpoint in work_dir when there is one
-    if args.weights:
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        if evaluator.type == "IoUMetric":
+            evaluator.type = "PerClassIoUMetric"
+    # MMEngine reads resume=True with a load_from as "resume from load_from": a pretrained backbone
+    # is not a training state. Resume only from this run's own last checkpoint; else load weights.
+    cfg.resume = find_latest_checkpoint(args.work_dir) is not None if os.path.isdir(args.work_dir) else False
+    if args.weights and not cfg.resume:
         # a full-model file with the backbone under 'backbone.': heads stay at their init
         sd = torch.load(args.weights, map_location="cpu", weights_only=True)["state_dict"]
         full = os.path.join(args.work_dir, "pretrained_full_model.pth")
