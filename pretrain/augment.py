@@ -1,66 +1,171 @@
-"""Two-crop augmentations: MoCo v2's aug+ and MoCo v3's asymmetric BYOL-style pair."""
-import os
+"""Two-crop augmentations: MoCo v2's aug+ and MoCo v3's asymmetric BYOL-style pair.
 
+Two implementations of the same recipe:
+- `torchvision`: the references' PIL pipeline, kept as the yardstick (moco `main_moco.py`,
+  moco-v3 `moco/loader.py`);
+- `fast` (default): OpenCV on uint8 arrays, the JPEG decoded at a reduced size when the crop
+  allows it (libjpeg's DCT scaling), returning uint8 CHW tensors; `normalize` runs on the batch,
+  on the training device. Data loading is the bottleneck of two-crop pretraining (moco#33).
+Both draw every random number from one seeded generator per sample, so a sample's crops depend
+only on (seed, epoch, index): resuming mid-epoch reproduces the uninterrupted run exactly.
+"""
+import math
+import random
+
+import cv2
+import numpy as np
 import torch
-from PIL import ImageFilter, ImageOps
-from torchvision import datasets, transforms as T
+from PIL import Image, ImageFilter, ImageOps
+from torchvision import transforms as T
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
+
+def recipe(method):
+    """Per-crop probabilities (blur, solarize) and jitter strengths of each method's two views."""
+    if method == "mocov2":  # aug+: one pipeline for both crops
+        view = dict(jitter=(0.4, 0.4, 0.4, 0.1), blur_p=0.5, solarize_p=0.0)
+        return [view, view]
+    jitter = (0.4, 0.4, 0.2, 0.1)  # moco-v3: BYOL's views
+    return [dict(jitter=jitter, blur_p=1.0, solarize_p=0.0), dict(jitter=jitter, blur_p=0.1, solarize_p=0.2)]
+
+
+# --- the plain torchvision/PIL reference ---------------------------------------------------
 
 class GaussianBlur:
     def __init__(self, sigma=(0.1, 2.0)):
         self.sigma = sigma
 
     def __call__(self, img):
-        s = torch.empty(1).uniform_(*self.sigma).item()
-        return img.filter(ImageFilter.GaussianBlur(radius=s))
+        return img.filter(ImageFilter.GaussianBlur(radius=random.uniform(*self.sigma)))
 
 
-class Solarize:
-    def __call__(self, img):
-        return ImageOps.solarize(img)
-
-
-def base(crop, crop_min, blur_p, solarize_p):
+def torchvision_view(crop, crop_min, jitter, blur_p, solarize_p):
     return T.Compose([
         T.RandomResizedCrop(crop, scale=(crop_min, 1.0)),
-        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2 if solarize_p is not None else 0.4, 0.1)], p=0.8),
+        T.RandomApply([T.ColorJitter(*jitter)], p=0.8),
         T.RandomGrayscale(p=0.2),
         T.RandomApply([GaussianBlur()], p=blur_p),
-        T.RandomApply([Solarize()], p=solarize_p or 0.0),
+        T.RandomApply([ImageOps.solarize], p=solarize_p),
         T.RandomHorizontalFlip(),
         T.ToTensor(),
         T.Normalize(MEAN, STD),
     ])
 
 
-class TwoCrops:
-    def __init__(self, t1, t2):
-        self.t1, self.t2 = t1, t2
+class TorchvisionTwoCrops:
+    def __init__(self, method, crop, crop_min):
+        self.views = [torchvision_view(crop, crop_min, **v) for v in recipe(method)]
 
-    def __call__(self, x):
-        return self.t1(x), self.t2(x)
-
-
-def two_crop_transform(method, crop, crop_min):
-    if method == "mocov2":  # aug+: the same pipeline for both crops
-        t = base(crop, crop_min, blur_p=0.5, solarize_p=None)
-        return TwoCrops(t, t)
-    # MoCo v3: blur 1.0 / 0.1, solarize 0 / 0.2
-    return TwoCrops(base(crop, crop_min, 1.0, 0.0), base(crop, crop_min, 0.1, 0.2))
+    def __call__(self, path, rng):
+        seed = int(rng.integers(2**31))
+        random.seed(seed)  # torchvision draws from torch's and Python's global generators
+        torch.manual_seed(seed)
+        with open(path, "rb") as f:
+            img = Image.open(f).convert("RGB")
+        return [v(img) for v in self.views]
 
 
-def two_crop_loader(root, cfg):
-    if not os.path.isdir(root):
-        raise SystemExit(f"error: {root}: missing data folder (expected <root>/<class>/<image>.jpg)")
-    try:
-        ds = datasets.ImageFolder(root, two_crop_transform(cfg.method, cfg.crop, cfg.crop_min))
-    except (FileNotFoundError, RuntimeError) as e:
-        raise SystemExit(f"error: {root}: {e}")
-    if len(ds) < cfg.batch_size:
-        raise SystemExit(f"error: {root}: {len(ds)} images, fewer than one batch of {cfg.batch_size}")
-    per_process = cfg.batch_size // (torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1)
-    return torch.utils.data.DataLoader(
-        ds, batch_size=per_process, shuffle=True, num_workers=cfg.workers, drop_last=True,
-        collate_fn=lambda b: tuple(torch.stack([s[0][j] for s in b]) for j in range(2)))
+# --- the fast OpenCV pipeline --------------------------------------------------------------
+
+def crop_box(rng, w, h, scale, ratio=(3 / 4, 4 / 3)):
+    """torchvision's RandomResizedCrop.get_params: (x, y, cw, ch)."""
+    for _ in range(10):
+        area = w * h * rng.uniform(*scale)
+        aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
+        cw, ch = int(round(math.sqrt(area * aspect))), int(round(math.sqrt(area / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            return int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1)), cw, ch
+    aspect = w / h  # fallback: the central crop at the nearest allowed ratio
+    cw, ch = (w, int(round(w / ratio[0]))) if aspect < ratio[0] else (
+        (int(round(h * ratio[1])), h) if aspect > ratio[1] else (w, h))
+    return (w - cw) // 2, (h - ch) // 2, cw, ch
+
+
+def decode(path, boxes, crop):
+    """RGB uint8 array and the boxes in its pixels; JPEGs decode at 1/2, 1/4 or 1/8 size when
+    every crop still has at least `crop` pixels a side."""
+    img = Image.open(path)
+    w, h = img.size
+    smallest = min(min(cw, ch) for _, _, cw, ch in boxes)
+    if img.format == "JPEG" and smallest >= 2 * crop:
+        img.draft("RGB", (w * crop // smallest, h * crop // smallest))
+    sx, sy = img.size[0] / w, img.size[1] / h
+    arr = np.asarray(img.convert("RGB"))
+    return arr, [(int(x * sx), int(y * sy), max(1, int(cw * sx)), max(1, int(ch * sy))) for x, y, cw, ch in boxes]
+
+
+def gray(img):
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def blend(img, other, factor):
+    """PIL ImageEnhance: factor * img + (1 - factor) * other, clipped to uint8."""
+    return cv2.addWeighted(img, factor, other, 1.0 - factor, 0.0)
+
+
+def color_jitter(rng, img, strengths):
+    """torchvision's ColorJitter: brightness, contrast, saturation, hue in a random order."""
+    b, c, s, h = strengths
+    for op in rng.permutation(4):
+        if op == 0:
+            img = blend(img, np.zeros_like(img), rng.uniform(1 - b, 1 + b))
+        elif op == 1:
+            mean = np.full_like(img, int(gray(img).mean() + 0.5))
+            img = blend(img, mean, rng.uniform(1 - c, 1 + c))
+        elif op == 2:
+            img = blend(img, cv2.cvtColor(gray(img), cv2.COLOR_GRAY2RGB), rng.uniform(1 - s, 1 + s))
+        else:
+            hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL)  # hue in 0..255
+            shift = int(round(rng.uniform(-h, h) * 255))
+            hsv[..., 0] = (hsv[..., 0].astype(np.int16) + shift).astype(np.uint8)  # wraps around
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
+    return img
+
+
+SOLARIZE = np.where(np.arange(256) < 128, np.arange(256), 255 - np.arange(256)).astype(np.uint8)
+
+
+def fast_view(rng, img, crop, jitter, blur_p, solarize_p):
+    if rng.random() < 0.8:
+        img = color_jitter(rng, img, jitter)
+    if rng.random() < 0.2:
+        img = cv2.cvtColor(gray(img), cv2.COLOR_GRAY2RGB)
+    if rng.random() < blur_p:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.1, 2.0))
+    if rng.random() < solarize_p:
+        img = cv2.LUT(img, SOLARIZE)
+    if rng.random() < 0.5:
+        img = img[:, ::-1]
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+class FastTwoCrops:
+    def __init__(self, method, crop, crop_min):
+        self.views, self.crop, self.crop_min = recipe(method), crop, crop_min
+
+    def __call__(self, path, rng):
+        with Image.open(path) as im:
+            w, h = im.size
+        boxes = [crop_box(rng, w, h, (self.crop_min, 1.0)) for _ in self.views]
+        arr, boxes = decode(path, boxes, self.crop)
+        out = []
+        for (x, y, cw, ch), view in zip(boxes, self.views):
+            # area averaging when shrinking matches PIL's antialiased bilinear; linear when enlarging
+            interp = cv2.INTER_AREA if cw > self.crop and ch > self.crop else cv2.INTER_LINEAR
+            img = cv2.resize(arr[y:y + ch, x:x + cw], (self.crop, self.crop), interpolation=interp)
+            out.append(fast_view(rng, img, self.crop, **view))
+        return out
+
+
+def normalize(x):
+    """uint8 NCHW from the fast pipeline -> float, ImageNet mean/std; float input passes as is."""
+    if x.dtype != torch.uint8:
+        return x
+    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1) * 255
+    return (x.float() - mean) / std
+
+
+def two_crop_transform(method, crop, crop_min, aug="fast"):
+    return (FastTwoCrops if aug == "fast" else TorchvisionTwoCrops)(method, crop, crop_min)

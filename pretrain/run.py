@@ -1,99 +1,66 @@
-"""MoCo v2 / v3 pretraining: `python pretrain/run.py --preset tiny [--key value ...]`.
+"""MoCo v2 / v3 pretraining: setup, checkpoints and the epoch loop (the step is in engine.py).
 
-One dataclass config with presets for the published recipes; command-line overrides; the
-resolved config is written to the output folder. Checkpoints use the official key layouts
-(`module.encoder_q.*` for v2, `module.base_encoder.*` for v3), are written atomically, and a
-run resumes from `checkpoint.pth` in its output folder. Multi-GPU: `torchrun --nproc_per_node 8
-pretrain/run.py --preset mocov2_200ep --data /imagenet/train`.
+    python pretrain/run.py --preset tiny                                    # CPU, built-in data
+    python pretrain/run.py --preset mocov2_200ep --data /imagenet/train     # one GPU
+    torchrun --nproc_per_node 8 pretrain/run.py --preset mocov3_r50_100ep --data /imagenet/train
+    torchrun --nnodes 2 --node_rank R --master_addr HOST --master_port 29500 --nproc_per_node 8 pretrain/run.py ...
+    python pretrain/run.py --preset mocov3_vit_small --data ... --slurm --nodes 4 --gpus-per-node 8 --partition P
+
+Checkpoints use the official key layouts (`module.encoder_q.*` for v2, `module.base_encoder.*`
+for v3), hold plain tensors (`torch.load(weights_only=True)`), are replaced atomically at every
+epoch end and every `--save-minutes`, and a run restarted with the same `--out` continues exactly
+where the last checkpoint left it (`--resume PATH` to start from another file).
 """
-import argparse
 import dataclasses
-import json
-import math
+import logging
 import os
 import sys
-import time
+from functools import partial
 
 import torch
+import torch.distributed as dist
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pretrain import augment, moco  # noqa: E402
+from pretrain import config, data, engine, knn, moco, vit  # noqa: E402
+from pretrain.lars import LARS  # noqa: E402
 
-
-@dataclasses.dataclass
-class Config:
-    method: str = "mocov2"  # mocov2 | mocov3
-    arch: str = "resnet50"  # resnet50 | resnet18 (tiny)
-    data: str = ""  # ImageFolder root (train/<class>/*.jpg); default: the built-in set
-    out: str = "output/pretrain"
-    epochs: int = 200
-    batch_size: int = 256  # global
-    base_lr: float = 0.03  # v2: lr = base_lr * batch/256 as in moco; v3 likewise
-    weight_decay: float = 1e-4
-    momentum: float = 0.999  # v2 key encoder m; v3 starting m (cosine to 1)
-    T: float = 0.2
-    K: int = 65536
-    dim: int = 128
-    mlp_dim: int = 2048
-    crop: int = 224
-    crop_min: float = 0.2
-    warmup_epochs: int = 0
-    seed: int = 0
-    workers: int = 4
-    print_freq: int = 10
-
-
-PRESETS = {
-    "mocov2_200ep": dict(),
-    "mocov3_r50_100ep": dict(method="mocov3", epochs=100, batch_size=4096, base_lr=0.6, weight_decay=1e-6,
-                             momentum=0.99, T=1.0, dim=256, mlp_dim=4096, warmup_epochs=10),
-    "mocov3_r50_300ep": dict(method="mocov3", epochs=300, batch_size=4096, base_lr=0.3, weight_decay=1e-6,
-                             momentum=0.99, T=1.0, dim=256, mlp_dim=4096, warmup_epochs=10),
-    "mocov3_r50_1000ep": dict(method="mocov3", epochs=1000, batch_size=4096, base_lr=0.3, weight_decay=1.5e-6,
-                              momentum=0.996, T=1.0, dim=256, mlp_dim=4096, warmup_epochs=10),
-    "tiny": dict(arch="resnet50", epochs=2, batch_size=16, K=64, crop=64, workers=0, print_freq=5),
-}
-
-
-def parse(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
-    for f in dataclasses.fields(Config):
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=None)
-    args = p.parse_args(argv)
-    cfg = Config(**PRESETS[args.preset])
-    for f in dataclasses.fields(Config):
-        if getattr(args, f.name) is not None:
-            setattr(cfg, f.name, getattr(args, f.name))
-    return cfg
+logger = logging.getLogger("pretrain")
 
 
 def build_model(cfg):
     import torchvision
 
-    if cfg.arch not in ("resnet50", "resnet18"):
-        raise SystemExit(f"error: unknown architecture '{cfg.arch}' (resnet50, resnet18)")
-    base = getattr(torchvision.models, cfg.arch)
+    config.check(cfg)
+    if cfg.arch.startswith("vit"):
+        base = partial(getattr(vit, cfg.arch), img_size=cfg.crop, stop_grad_conv1=cfg.stop_grad_conv1)
+    else:  # moco-v3 zero-initialises the last BN of each residual block; moco v2 does not
+        base = partial(getattr(torchvision.models, cfg.arch), zero_init_residual=cfg.method == "mocov3")
     if cfg.method == "mocov2":
-        return moco.MoCoV2(base, dim=cfg.dim, K=cfg.K, m=cfg.momentum, T=cfg.T, mlp_hidden=cfg.mlp_dim)
-    if cfg.method == "mocov3":
-        return moco.MoCoV3(base, dim=cfg.dim, mlp_dim=cfg.mlp_dim, T=cfg.T)
-    raise SystemExit(f"error: unknown method '{cfg.method}' (mocov2, mocov3)")
+        return moco.MoCoV2(base, dim=cfg.dim, K=cfg.K, m=cfg.moco_m, T=cfg.T, mlp_hidden=cfg.mlp_dim)
+    return moco.MoCoV3(base, dim=cfg.dim, mlp_dim=cfg.mlp_dim, T=cfg.T)
 
 
-def lr_at(cfg, epoch):
-    """Linear warmup then half-cosine (moco --cos, moco-v3 adjust_learning_rate)."""
-    lr = cfg.base_lr * cfg.batch_size / 256
-    if epoch < cfg.warmup_epochs:
-        return lr * epoch / cfg.warmup_epochs
-    return lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / (cfg.epochs - cfg.warmup_epochs)))
+def build_optimizer(cfg, model):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "lars":
+        return LARS(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=0.9)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
 
 
-def momentum_at(cfg, epoch):
-    """MoCo v3 --moco-m-cos: m rises to 1 on a half-cosine."""
-    return 1.0 - 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs)) * (1.0 - cfg.momentum)
+def setup_distributed():
+    """torchrun and submitit set RANK/WORLD_SIZE/LOCAL_RANK; without them this is one process."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+    device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank() if world > 1 else 0), world, device
 
 
 def save_atomic(obj, path):
@@ -102,58 +69,137 @@ def save_atomic(obj, path):
     os.replace(tmp, path)  # a killed run never leaves a truncated checkpoint
 
 
-def train(cfg):
+def checkpoint_state(cfg, model, opt, health, epoch, it):
+    """The official layout plus what an exact resume needs; `epoch`/`iter` say where to go on."""
+    inner = model.module if hasattr(model, "module") else model
+    return {"epoch": epoch, "iter": it, "arch": cfg.arch, "config": dataclasses.asdict(cfg),
+            "state_dict": {f"module.{k}": v for k, v in inner.state_dict().items()},
+            "optimizer": opt.state_dict(), "health": dict(health.state)}
+
+
+def load_resume(path, model, opt, health):
+    """(epoch, iteration) to continue from; a damaged or foreign file is an error naming it."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+        inner = model.module if hasattr(model, "module") else model
+        inner.load_state_dict({k[len("module."):]: v for k, v in ck["state_dict"].items()})
+        opt.load_state_dict(ck["optimizer"])
+        health.state.update(ck.get("health", {}))
+        return ck["epoch"], ck.get("iter", 0)
+    except Exception as e:
+        raise data.DataError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:300]})") from None
+
+
+def setup_logging(out, rank):
+    logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    logger.handlers.clear()
+    fmt = logging.Formatter("[%(asctime)s %(levelname)s] %(message)s", "%H:%M:%S")
+    handlers = [logging.StreamHandler(sys.stdout)] + ([logging.FileHandler(os.path.join(out, "log.txt"))] if rank == 0 else [])
+    for h in handlers:
+        h.setFormatter(fmt)
+        logger.addHandler(h)
+    logger.propagate = False
+
+
+def knn_root(cfg, data_root):
+    if cfg.knn_data:
+        return cfg.knn_data
+    val = os.path.join(os.path.dirname(os.path.normpath(data_root)), "val")
+    return val if os.path.isdir(val) else None
+
+
+def wrap(model, cfg, world, device):
+    model.to(device)
+    if device.type == "cuda" and cfg.channels_last and not cfg.arch.startswith("vit"):
+        model.to(memory_format=torch.channels_last)
+    if world > 1:
+        if cfg.method == "mocov3" and device.type == "cuda":
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # as moco-v3 does
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model
+
+
+def train(cfg, resume=""):
+    """Runs (or continues) a pretraining run; returns the checkpoint path."""
     from transfer.data import default_demo_root, make_demo
 
-    torch.manual_seed(cfg.seed)
-    data = cfg.data or os.path.join(make_demo(default_demo_root()), "imagenet", "train")
-    loader = augment.two_crop_loader(data, cfg)
-    if cfg.method == "mocov2" and cfg.K % cfg.batch_size:
-        raise SystemExit(f"error: queue size K={cfg.K} must be a multiple of the batch size {cfg.batch_size}")
-    model = build_model(cfg)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr_at(cfg, 0), momentum=0.9, weight_decay=cfg.weight_decay)
+    config.check(cfg)
+    rank, world, device = setup_distributed()
+    data_root = cfg.data or os.path.join(make_demo(default_demo_root()), "imagenet", "train")
+    loader, sampler = data.two_crop_loader(data_root, cfg, rank, world)
     os.makedirs(cfg.out, exist_ok=True)
-    json.dump(dataclasses.asdict(cfg), open(os.path.join(cfg.out, "config.json"), "w"), indent=1)
-    ckpt_path, start = os.path.join(cfg.out, "checkpoint.pth"), 0
-    if os.path.exists(ckpt_path):
-        try:
-            ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise SystemExit(f"error: {ckpt_path}: corrupted resume checkpoint ({type(e).__name__})")
-        model.load_state_dict({k[len("module."):]: v for k, v in ck["state_dict"].items()})
-        opt.load_state_dict(ck["optimizer"])
-        start = ck["epoch"]
-        print(f"resumed from {ckpt_path} at epoch {start}")
-    for epoch in range(start, cfg.epochs):
-        train_one_epoch(model, loader, opt, cfg, epoch)
-        state = {"epoch": epoch + 1, "arch": cfg.arch, "config": dataclasses.asdict(cfg),
-                 "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
-                 "optimizer": opt.state_dict()}
-        save_atomic(state, ckpt_path)
+    setup_logging(cfg.out, rank)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg)
+    opt = build_optimizer(cfg, model)
+    health = engine.Health()
+    ckpt_path = os.path.join(cfg.out, "checkpoint.pth")
+    resume = resume or (ckpt_path if os.path.exists(ckpt_path) else "")
+    start_epoch, start_iter = load_resume(resume, model, opt, health) if resume else (0, 0)
+    if resume:
+        logger.info(f"resumed from {resume} at epoch {start_epoch} iteration {start_iter}")
+    model = wrap(model, cfg, world, device)
+    if rank == 0:
+        config.write(cfg, cfg.out)
+    run_epochs(cfg, model, loader, sampler, opt, health, (start_epoch, start_iter), data_root, rank, device, ckpt_path)
     return ckpt_path
 
 
-def train_one_epoch(model, loader, opt, cfg, epoch):
-    model.train()
-    t0, n = time.time(), len(loader)
-    for i, (x1, x2) in enumerate(loader):
-        e = epoch + i / n
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, e)
-        loss = model(x1, x2, momentum_at(cfg, e)) if cfg.method == "mocov3" else model(x1, x2)
-        if not torch.isfinite(loss):
-            raise SystemExit(f"error: loss is {loss.item()} at epoch {epoch} iteration {i}; "
-                             "the last good checkpoint is kept")
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if i % cfg.print_freq == 0 or i == n - 1:
-            rate = (i + 1) * cfg.batch_size / (time.time() - t0)
-            eta = (n - i - 1) * cfg.batch_size / rate
-            print(f"epoch {epoch} [{i + 1}/{n}] loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.4g} "
-                  f"{rate:.1f} img/s eta {eta:.0f}s", flush=True)
+def run_epochs(cfg, model, loader, sampler, opt, health, start, data_root, rank, device, ckpt_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    def save(epoch, it):
+        if rank == 0:
+            save_atomic(checkpoint_state(cfg, model, opt, health, epoch, it), ckpt_path)
+
+    writer = SummaryWriter(os.path.join(cfg.out, "tb")) if rank == 0 else None
+    log = open(os.path.join(cfg.out, "log.jsonl"), "a") if rank == 0 else None
+    ctx = dict(device=device, health=health, writer=writer, log=log, save=save, rank=rank)
+    val_root = knn_root(cfg, data_root)
+    logger.info(f"{cfg.method} {cfg.arch}: {sampler.iters} iterations/epoch x {cfg.epochs} epochs, "
+                f"batch {cfg.batch_size}, lr {cfg.lr:.4g}, {cfg.optimizer}, on {device}; out {cfg.out}")
+    try:
+        for epoch in range(start[0], cfg.epochs):
+            sampler.set_epoch(epoch, start[1] if epoch == start[0] else 0)
+            engine.train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx)
+            save(epoch + 1, 0)
+            if rank == 0 and val_root and cfg.knn_every and (epoch + 1) % cfg.knn_every == 0:
+                inner = model.module if hasattr(model, "module") else model
+                encoder = inner.encoder_q if cfg.method == "mocov2" else inner.base_encoder
+                acc = knn.knn_accuracy(encoder, data_root, val_root, cfg.crop, device)
+                if acc is not None:
+                    logger.info(f"epoch {epoch}: kNN top-1 {acc:.2f}% on {val_root}")
+                    writer.add_scalar("eval/knn_top1", acc, epoch + 1)
+            if dist.is_initialized():
+                dist.barrier()
+    finally:
+        if writer:
+            writer.close()
+        if log:
+            log.close()
+
+
+def main(argv=None):
+    p = config.parser()
+    p.add_argument("--resume", default="", help="checkpoint to continue from (default: OUT/checkpoint.pth if present)")
+    args = p.parse_args(argv)
+    cfg = config.from_args(args)
+    if args.slurm:
+        from pretrain import slurm
+
+        slurm.submit(cfg, args)
+        return 0
+    try:
+        print(f"checkpoint: {train(cfg, args.resume)}")
+    except data.DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except engine.Diverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    return 0
 
 
 if __name__ == "__main__":
-    print(f"checkpoint: {train(parse())}")
+    sys.exit(main())

@@ -6,11 +6,16 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from pretrain import moco, run
+from pretrain import config, engine, moco, vit
+from pretrain.lars import LARS
 
 
 def tiny_encoder(num_classes):
     return torchvision.models.resnet18(num_classes=num_classes)
+
+
+def tiny_vit(num_classes, **kw):
+    return vit.vit(32, 2, 4, img_size=32, patch_size=8, num_classes=num_classes, **kw)
 
 
 def test_infonce_logits_and_labels():
@@ -45,6 +50,12 @@ def test_momentum_update():
         assert not k.requires_grad
 
 
+def test_v2_mlp_head_layout():
+    m = moco.MoCoV2(tiny_encoder, dim=8, K=8, mlp_hidden=16)
+    names = [k for k in m.state_dict() if k.startswith("encoder_q.fc")]
+    assert names == ["encoder_q.fc.0.weight", "encoder_q.fc.0.bias", "encoder_q.fc.2.weight", "encoder_q.fc.2.bias"]
+
+
 def test_v3_symmetric_loss_is_2T_scaled_infonce():
     m = moco.MoCoV3(tiny_encoder, dim=8, mlp_dim=16, T=0.5)
     q, k = torch.randn(6, 8), torch.randn(6, 8)
@@ -52,46 +63,114 @@ def test_v3_symmetric_loss_is_2T_scaled_infonce():
     expected = F.cross_entropy(logits, torch.arange(6)) * 2 * 0.5
     torch.testing.assert_close(m.contrastive_loss(q, k), expected)
     m.train()
-    loss = m(torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), m=0.99)
+    x1, x2 = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    loss = m(x1, x2, m=0.99)
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is None for p in m.momentum_encoder.parameters())
+    # symmetric: swapping the two crops gives the same loss (same momentum encoder)
+    m2 = moco.MoCoV3(tiny_encoder, dim=8, mlp_dim=16, T=0.5)
+    m2.load_state_dict(m.state_dict())
+    torch.testing.assert_close(m2(x2, x1, m=1.0), m(x1, x2, m=1.0))
 
 
-def test_momentum_schedule_and_lr_scaling():
-    cfg = run.Config(**run.PRESETS["mocov3_r50_100ep"])
-    assert run.momentum_at(cfg, 0) == pytest.approx(0.99) and run.momentum_at(cfg, cfg.epochs) == pytest.approx(1.0)
-    assert run.lr_at(cfg, cfg.warmup_epochs) == pytest.approx(0.6 * 4096 / 256)
-    assert run.lr_at(cfg, 0) == 0
-    v2 = run.Config()
-    assert run.lr_at(v2, 0) == pytest.approx(0.03) and run.lr_at(v2, 100) == pytest.approx(0.015)
-    assert math.isclose(run.lr_at(v2, 200), 0, abs_tol=1e-12)
+def test_v3_vit_projector_and_predictor_depths():
+    m = moco.MoCoV3(tiny_vit, dim=8, mlp_dim=16, T=0.2)
+    linears = lambda seq: [l for l in seq if isinstance(l, torch.nn.Linear)]  # noqa: E731
+    assert len(linears(m.base_encoder.head)) == 3 and len(linears(m.predictor)) == 2
+    assert m(torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32), 0.99).isfinite()
 
 
-def test_checkpoint_keys_follow_the_official_layout(tmp_path, demo_root):
-    import os
-
-    from converters.sources import read_backbone
-
-    cfg = run.Config(**run.PRESETS["tiny"])
-    cfg.data = os.path.join(demo_root, "imagenet", "train")
-    cfg.out, cfg.epochs, cfg.batch_size, cfg.K, cfg.crop, cfg.mlp_dim = str(tmp_path), 1, 8, 16, 32, 32
-    path = run.train(cfg)
-    ck = torch.load(path, weights_only=True)
-    assert any(k.startswith("module.encoder_q.layer4") for k in ck["state_dict"])
-    assert "module.queue" in ck["state_dict"] and ck["epoch"] == 1
-    arch, sd, info = read_backbone(path)
-    assert arch == "resnet50" and info["source"] == "moco_v2" and len(sd) == 318
-    cfg.epochs = 2  # resume continues from the saved epoch
-    run.train(cfg)
-    assert torch.load(path, weights_only=True)["epoch"] == 2
+def test_sincos_position_embedding_values():
+    pe = vit.sincos_2d(3, 4, 8)  # grid h=3, w=4; dim/4 = 2 frequencies: 1 and 1/100
+    assert pe.shape == (12, 8)
+    # token t: w index = t // 3, h index = t % 3 (moco-v3's meshgrid order)
+    for t in range(12):
+        x, y = t // 3, t % 3
+        expected = [math.sin(x), math.sin(x / 100), math.cos(x), math.cos(x / 100),
+                    math.sin(y), math.sin(y / 100), math.cos(y), math.cos(y / 100)]
+        torch.testing.assert_close(pe[t], torch.tensor(expected))
+    model = tiny_vit(10)
+    assert not model.pos_embed.requires_grad and (model.pos_embed[0, 0] == 0).all()
+    torch.testing.assert_close(model.pos_embed[0, 1:], vit.sincos_2d(4, 4, 32))
 
 
-def test_bad_input(tmp_path):
-    cfg = run.Config(**run.PRESETS["tiny"])
-    cfg.data = str(tmp_path / "nope")
-    with pytest.raises(SystemExit, match="missing data folder"):
-        run.train(cfg)
-    cfg.arch = "vgg"
-    with pytest.raises(SystemExit, match="unknown architecture"):
-        run.build_model(cfg)
+def test_frozen_patch_projection_stays_fixed():
+    m = moco.MoCoV3(lambda num_classes: tiny_vit(num_classes, stop_grad_conv1=True), dim=8, mlp_dim=16, T=0.2)
+    before = m.base_encoder.patch_embed.proj.weight.clone()
+    pos = m.base_encoder.pos_embed.clone()
+    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=0.1, weight_decay=0.1)
+    for _ in range(2):
+        m(torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), 0.99).backward()
+        opt.step()
+    assert torch.equal(m.base_encoder.patch_embed.proj.weight, before)
+    assert torch.equal(m.base_encoder.pos_embed, pos)
+    assert not torch.equal(m.base_encoder.blocks[0].attn.qkv.weight, m.momentum_encoder.blocks[0].attn.qkv.weight)
+
+
+def test_vit_small_has_12_heads_as_in_the_paper():
+    model = vit.vit_small(img_size=32)
+    assert model.blocks[0].attn.num_heads == 12 and model.embed_dim == 384 and len(model.blocks) == 12
+
+
+def test_lars_matches_its_definition():
+    w = torch.nn.Parameter(torch.tensor([[3.0, 4.0]]))  # |w| = 5
+    b = torch.nn.Parameter(torch.tensor([1.0]))
+    opt = LARS([w, b], lr=0.1, weight_decay=0.5, momentum=0.9, trust_coefficient=0.001)
+    w.grad, b.grad = torch.tensor([[0.5, -2.0]]), torch.tensor([2.0])
+    w0 = w.detach().clone()
+    opt.step()
+    update = torch.tensor([[0.5, -2.0]]) + 0.5 * w0  # [[2, 0]], norm 2
+    torch.testing.assert_close(w.detach(), w0 - 0.1 * (0.001 * 5 / 2) * update)
+    torch.testing.assert_close(b.detach(), torch.tensor([1.0 - 0.1 * 2.0]))  # no wd, no trust ratio
+
+
+def test_schedules_and_lr_scaling():
+    cfg = config.Config(**config.PRESETS["mocov3_r50_100ep"])
+    assert engine.momentum_at(cfg, 0) == pytest.approx(0.99) and engine.momentum_at(cfg, cfg.epochs) == pytest.approx(1.0)
+    assert engine.lr_at(cfg, cfg.warmup_epochs) == pytest.approx(0.6 * 4096 / 256)
+    assert engine.lr_at(cfg, 0) == 0 and engine.lr_at(cfg, 5) == pytest.approx(0.5 * 0.6 * 16)
+    v2 = config.Config()
+    assert engine.lr_at(v2, 0) == pytest.approx(0.03) and engine.lr_at(v2, 100) == pytest.approx(0.015)
+    assert math.isclose(engine.lr_at(v2, 200), 0, abs_tol=1e-12)
+    assert engine.momentum_at(v2, 100) == 0.999  # v2: constant
+    vits = config.Config(**config.PRESETS["mocov3_vit_small"])
+    assert (vits.optimizer, vits.T, vits.warmup_epochs, vits.crop_min, vits.stop_grad_conv1) == ("adamw", 0.2, 40, 0.08, True)
+    assert vits.lr == pytest.approx(1.5e-4 * 16)
+    r1000 = config.Config(**config.PRESETS["mocov3_r50_1000ep"])
+    assert (r1000.weight_decay, r1000.moco_m, r1000.base_lr, r1000.optimizer) == (1.5e-6, 0.996, 0.3, "lars")
+
+
+def test_cli_overrides_and_booleans():
+    args = config.parser().parse_args(["--preset", "mocov3_vit_base", "--batch-size", "1024", "--no-stop-grad-conv1"])
+    cfg = config.from_args(args)
+    assert cfg.arch == "vit_base" and cfg.batch_size == 1024 and cfg.stop_grad_conv1 is False
+    assert cfg.lr == pytest.approx(1.5e-4 * 4)
+
+
+def test_health_flags_spikes_not_noise():
+    h = engine.Health()
+    g = torch.Generator().manual_seed(0)
+    noise = [h.update(5.0 + 0.05 * torch.randn(1, generator=g).item(), 1.0) for _ in range(200)]
+    assert not any(noise)
+    assert "loss spike" in h.update(9.0, 1.0)
+    assert "gradient-norm jump" in h.update(5.0, 50.0)
+    assert h.state["spikes"] == 2
+
+
+def test_nan_loss_stops():
+    class NaNModel(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x1, x2, m):
+            return self.w * float("nan")
+
+    cfg = config.Config(**config.PRESETS["tiny"])
+    model = NaNModel()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    with pytest.raises(engine.Diverged, match="nan"):
+        engine.step(model, x, x, opt, cfg, 0.99, torch.device("cpu"))
+    assert model.w.item() == 1.0  # no update was applied

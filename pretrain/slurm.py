@@ -1,0 +1,35 @@
+"""SLURM through submitit: one task per GPU; a preempted or timed-out job requeues itself and
+continues from OUT/checkpoint.pth (the run resumes exactly from its last checkpoint)."""
+import os
+
+import submitit
+
+
+class Job:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __call__(self):
+        from pretrain import run
+
+        # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT from SLURM's variables, as torchrun sets them
+        submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        return run.train(self.cfg)
+
+    def checkpoint(self):
+        return submitit.helpers.DelayedSubmission(Job(self.cfg))
+
+
+def executor(cfg, args, cluster=None):
+    ex = submitit.AutoExecutor(folder=os.path.join(cfg.out, "slurm", "%j"), cluster=cluster)
+    ex.update_parameters(name=f"moco-{cfg.method}-{cfg.arch}", nodes=args.nodes, tasks_per_node=args.gpus_per_node,
+                         gpus_per_node=args.gpus_per_node, cpus_per_task=max(1, cfg.workers),
+                         timeout_min=args.timeout_min, slurm_partition=args.partition or None,
+                         slurm_signal_delay_s=120)
+    return ex
+
+
+def submit(cfg, args, cluster=None):
+    job = executor(cfg, args, cluster).submit(Job(cfg))
+    print(f"submitted job {job.job_id}: logs in {os.path.join(cfg.out, 'slurm', str(job.job_id))}")
+    return job

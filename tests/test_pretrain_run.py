@@ -1,0 +1,154 @@
+"""pretrain/run.py end to end on tiny data: checkpoints, exact resume after SIGKILL, bad input, SLURM."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pretrain import config, data, run
+from tests.conftest import REPO
+
+
+def tiny_args(out, demo_root, *extra):
+    return ["--preset", "tiny", "--data", os.path.join(demo_root, "imagenet", "train"), "--out", str(out),
+            "--arch", "resnet18", "--epochs", "2", "--batch-size", "8", "--K", "16", "--crop", "32",
+            "--mlp-dim", "32", "--workers", "0", "--knn-every", "1", *extra]
+
+
+def test_checkpoint_layout_logs_and_resume(tmp_path, demo_root):
+    from converters.sources import read_backbone
+
+    assert run.main(tiny_args(tmp_path, demo_root, "--arch", "resnet50", "--epochs", "1")) == 0
+    path = tmp_path / "checkpoint.pth"
+    ck = torch.load(path, weights_only=True)
+    assert any(k.startswith("module.encoder_q.layer4") for k in ck["state_dict"])
+    assert "module.queue" in ck["state_dict"] and (ck["epoch"], ck["iter"]) == (1, 0)
+    arch, sd, info = read_backbone(str(path))
+    assert arch == "resnet50" and info["source"] == "moco_v2" and len(sd) == 318
+    assert (tmp_path / "config.json").exists() and list((tmp_path / "tb").iterdir())
+    log = (tmp_path / "log.txt").read_text()
+    assert "img/s" in log and "eta" in log and "kNN top-1" in log
+    assert run.main(tiny_args(tmp_path, demo_root, "--arch", "resnet50", "--epochs", "2")) == 0
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+    assert "resumed from" in (tmp_path / "log.txt").read_text()
+
+
+def test_mocov3_vit_runs_and_converts(tmp_path, demo_root):
+    from converters.sources import read_backbone
+
+    args = tiny_args(tmp_path, demo_root, "--method", "mocov3", "--arch", "vit_small", "--optimizer", "adamw",
+                     "--stop-grad-conv1", "--moco-m-cos", "--epochs", "1", "--T", "0.2", "--dim", "16",
+                     "--knn-every", "0")
+    assert run.main(args) == 0
+    ck = torch.load(tmp_path / "checkpoint.pth", weights_only=True)
+    assert "module.base_encoder.pos_embed" in ck["state_dict"] and "module.predictor.0.weight" in ck["state_dict"]
+    arch, sd, _ = read_backbone(str(tmp_path / "checkpoint.pth"))
+    assert arch == "vit" and "blocks.11.mlp.fc2.weight" in sd
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, demo_root):
+    """A run killed mid-epoch with SIGKILL and restarted ends with the uninterrupted run's weights."""
+    six = ("--knn-every", "0", "--epochs", "6")  # long enough that the kill lands before the end
+    cmd = [sys.executable, "pretrain/run.py", *tiny_args(tmp_path / "whole", demo_root, *six)]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "pretrain/run.py", *tiny_args(killed, demo_root, *six, "--save-minutes", "0")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = killed / "checkpoint.pth"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # wait for a mid-epoch checkpoint
+        if ck.exists():
+            try:
+                state = torch.load(ck, weights_only=True)
+            except Exception:
+                state = {}
+            if state.get("epoch", 0) >= 1 and state.get("iter", 0) >= 1:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted = torch.load(ck, weights_only=True)
+    assert interrupted["iter"] >= 1 and interrupted["epoch"] < 6, "the run finished before it was killed"
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
+    a, b = weights(tmp_path / "whole" / "checkpoint.pth"), weights(ck)
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} tensors differ after resume, e.g. {differ[:3]}"
+
+
+def test_sampler_resumes_mid_epoch():
+    s = data.ResumableSampler(n=40, batch_per_process=4, seed=1, rank=1, world=2)
+    s.set_epoch(3)
+    full = list(s)
+    s.set_epoch(3, start=2)
+    assert list(s) == full[8:] and len(s) == len(full) - 8
+    s.set_epoch(4)
+    assert list(s) != full and all(e == 4 for e, _ in s)
+    other = data.ResumableSampler(n=40, batch_per_process=4, seed=1, rank=0, world=2)
+    other.set_epoch(3)
+    assert not {i for _, i in other} & {i for _, i in full}  # ranks see disjoint samples
+
+
+def test_bad_input(tmp_path, demo_root, capsys):
+    assert run.main(tiny_args(tmp_path / "o", str(tmp_path / "nope"))) == 2
+    assert "missing data folder" in capsys.readouterr().err
+    empty = tmp_path / "empty" / "imagenet" / "train" / "cls"
+    empty.mkdir(parents=True)
+    assert run.main(tiny_args(tmp_path / "o", str(tmp_path / "empty"))) == 2
+    err = capsys.readouterr().err
+    assert "empty" in err and ("no images" in err or "Found no valid file" in err)
+    with pytest.raises(SystemExit, match="unknown architecture"):
+        run.main(tiny_args(tmp_path / "o", demo_root, "--arch", "vgg"))
+    with pytest.raises(SystemExit, match="must be a multiple of the batch size"):
+        run.main(tiny_args(tmp_path / "o", demo_root, "--K", "20"))
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    assert run.main(tiny_args(tmp_path / "o2", demo_root, "--resume", str(bad))) == 2
+    assert "truncated.pth: cannot resume" in capsys.readouterr().err
+
+
+def test_unreadable_image_is_named(tmp_path, demo_root):
+    import shutil
+
+    root = tmp_path / "train"
+    shutil.copytree(os.path.join(demo_root, "imagenet", "train"), root)
+    victim = sorted((root / sorted(os.listdir(root))[0]).iterdir())[0]
+    victim.write_bytes(b"\xff\xd8\xff garbage")
+    cfg = config.Config(**config.PRESETS["tiny"])
+    ds = data.TwoCropDataset(str(root), cfg)
+    i = [p for p, _ in ds.samples].index(str(victim))
+    with pytest.raises(data.DataError, match=victim.name):
+        ds[(0, i)]
+
+
+def test_slurm_job_through_submitit(tmp_path, demo_root):
+    from pretrain import slurm
+
+    args = config.parser().parse_args(tiny_args(tmp_path, demo_root, "--epochs", "1", "--knn-every", "0",
+                                                 "--gpus-per-node", "1"))
+    job = slurm.submit(config.from_args(args), args, cluster="debug")  # in-process stand-in for sbatch
+    assert job.result() == str(tmp_path / "checkpoint.pth")
+    assert torch.load(job.result(), weights_only=True)["epoch"] == 1
+    assert isinstance(slurm.Job(config.from_args(args)).checkpoint().function, slurm.Job)  # requeues itself
+
+
+def test_augmentation_is_a_function_of_seed_epoch_index(demo_root):
+    cfg = config.Config(**config.PRESETS["tiny"])
+    ds = data.TwoCropDataset(os.path.join(demo_root, "imagenet", "train"), cfg)
+    a, b, c = ds[(0, 3)], ds[(0, 3)], ds[(1, 3)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    assert a[0].dtype == torch.uint8 and a[0].shape == (3, cfg.crop, cfg.crop)
+    cfg.aug = "torchvision"
+    tv = data.TwoCropDataset(os.path.join(demo_root, "imagenet", "train"), cfg)
+    x, y = tv[(0, 3)], tv[(0, 3)]
+    assert torch.equal(x[0], y[0]) and x[0].dtype == torch.float32
+    assert np.isfinite(x[0].numpy()).all()
