@@ -1,11 +1,12 @@
 # make demo: set up .venv if needed, then run the transfer suite on the built-in data.
 # make test: set up .venv if needed, then run the tests (slow ones: make test-all).
+# make bench: augmentation, training-step and COCO-evaluation figures for this machine.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 READY := $(VENV)/.ready
 
-.PHONY: env demo test test-all clean
+.PHONY: env demo test test-all bench clean
 
 env: $(READY)
 
@@ -20,6 +21,10 @@ test: env
 
 test-all: env
 	$(PY) -m pytest -q -m "" tests
+
+bench: env
+	$(PY) tools/bench_pretrain.py
+	$(PY) tools/bench_coco_eval.py
 
 clean:
 	rm -rf $(VENV) .install.log output .cache
