@@ -73,3 +73,37 @@ def test_lowgpu_variants_keep_images_per_update():
     assert cfg.SOLVER.IMS_PER_BATCH * cfg.SOLVER.MAX_ITER == 16 * 24000 and cfg.SOLVER.BASE_LR == 0.01
     seg = Config.fromfile(config_path("mmseg", "fcn_r50-d8_1xb4-20k_voc12aug-512x512_moco_lowgpu.py"))
     assert seg.train_dataloader.batch_size * seg.optim_wrapper.accumulative_counts == 16
+
+
+def detectron2_cfg(name):
+    from detectron2.config import get_cfg
+
+    from transfer.detection import heads  # noqa: F401
+
+    cfg = get_cfg()
+    cfg.merge_from_file(config_path("detectron2", name))
+    return cfg
+
+
+@pytest.mark.parametrize("task,name", [("voc", "pascal_voc_R_50_C4_24k_moco.yaml"), ("coco", "coco_R_50_FPN_1x_moco.yaml")])
+def test_fingerprint_of_the_protocol_has_no_deviation(task, name):
+    from transfer import fingerprint
+
+    facts = fingerprint.detectron2_facts(detectron2_cfg(name), 8, 0)
+    assert fingerprint.deviations(task, facts) == []
+    assert facts["versions"]["detectron2"] and facts["gpus"] == 8
+    quick = fingerprint.detectron2_facts(detectron2_cfg(name.replace("24k_moco", "quick").replace("1x_moco", "quick")), 1, 0)
+    devs = fingerprint.deviations(task, quick)
+    assert any(d.startswith("images_per_update: 2 ") for d in devs) and any(d.startswith("max_iter: 40 ") for d in devs)
+
+
+def test_fingerprint_of_fcn_and_its_lowgpu_variant():
+    from transfer import fingerprint
+
+    facts = fingerprint.mmseg_facts(Config.fromfile(config_path("mmseg", "fcn_r50-d8_4xb4-20k_voc12aug-512x512_moco.py")), 4, 0)
+    assert fingerprint.deviations("seg", facts) == [] and facts["stem"] == "7x7 conv (torchvision)"
+    low = Config.fromfile(config_path("mmseg", "fcn_r50-d8_1xb4-20k_voc12aug-512x512_moco_lowgpu.py"))
+    # same images per update and updates; only the BN statistics see fewer images on one GPU
+    assert fingerprint.deviations("seg", fingerprint.mmseg_facts(low, 1, 0)) == ["bn_images: 4 (protocol 16)"]
+    facts["stem"] = "deep 3x3 stem (ResNetV1c)"
+    assert fingerprint.deviations("seg", facts) == ["stem: deep 3x3 stem (ResNetV1c) (protocol 7x7 conv (torchvision))"]

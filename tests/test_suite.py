@@ -33,3 +33,35 @@ def test_quick_suite_end_to_end(tmp_path, demo_root):
     res = json.load(open(out / "results.json"))
     assert {r["task"] for r in res["runs"]} == {"voc", "coco", "seg"}
     assert all(os.path.exists(out / f) for f in ("results.csv", "results.md", "curves.png"))
+
+
+def test_gpu_count_the_config_cannot_use(tmp_path, demo_root, capsys):
+    out = tmp_path / "o"
+    assert run_suite.main(["--task", "voc", "--data", demo_root, "--num-gpus", "3", "--slurm", "--out", str(out)]) == 2
+    assert "IMS_PER_BATCH=16 cannot be split over 3 GPUs" in capsys.readouterr().err and not out.exists()
+    assert run_suite.main(["--task", "seg", "--data", demo_root, "--num-gpus", "4", "--out", str(out)]) == 2
+    assert "--num-gpus 4: this machine has" in capsys.readouterr().err and not out.exists()
+
+
+def fake_finished_run(run_dir, metrics, fingerprint):
+    os.makedirs(run_dir)
+    json.dump(metrics, open(os.path.join(run_dir, "final_metrics.json"), "w"))
+    json.dump(fingerprint, open(os.path.join(run_dir, "fingerprint.json"), "w"))
+
+
+def test_slurm_jobs_and_report_with_protocol_and_per_class_iou(tmp_path, demo_root):
+    """Runs go through submitit (its in-process 'debug' cluster); finished runs are collected, not rerun."""
+    out = tmp_path / "suite"
+    for seed, miou in ((0, 60.0), (1, 62.0)):
+        fake_finished_run(out / "seg" / f"seed{seed}", {"sem_seg": {"mIoU": miou, "IoU.background": 90.0 + seed,
+                                                                      "IoU.aeroplane": None}},
+                          {"norm": "SyncBN", "gpus": 1, "deviations": ["bn_images: 4 (protocol 16)"]})
+    args = ["--task", "seg", "--data", demo_root, "--seeds", "2", "--slurm", "--slurm-cluster", "debug", "--out", str(out)]
+    assert run_suite.main(args) == 0
+    res = json.load(open(out / "results.json"))
+    assert [r["status"] for r in res["runs"]] == ["done", "done"]
+    assert res["summary"][0]["mean"] == 61.0 and round(res["summary"][0]["std"], 3) == 1.414
+    md = (out / "results.md").read_text()
+    assert "NOT the published protocol: bn_images: 4 (protocol 16)" in md
+    assert "| background | 90.50 |" in md and "aeroplane" not in md  # a class absent everywhere has no IoU
+    assert list((out / "slurm").iterdir())  # submitit's job folders

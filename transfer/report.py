@@ -55,7 +55,38 @@ def markdown(rows, runs, meta):
     for r in runs:
         if r["status"] != "done":
             lines.append(f"\n**{r['task']} seed {r['seed']} failed**: `{r.get('error', '').splitlines()[-1:]}`")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + protocol_lines(runs) + per_class_lines(runs)) + "\n"
+
+
+def protocol_lines(runs):
+    """Per task, the protocol facts of its first finished run and every deviation from the protocol."""
+    lines, seen = ["", "## Protocol", ""], set()
+    for r in runs:
+        fp = r.get("fingerprint")
+        if r["status"] != "done" or not fp or r["task"] in seen:
+            continue
+        seen.add(r["task"])
+        facts = ", ".join(f"{k} {fp[k]}" for k in ("norm", "input", "stem", "images_per_update", "bn_images",
+                                                    "base_lr", "max_iter", "gpus") if k in fp)
+        devs = fp.get("deviations") or []
+        lines.append(f"- **{r['task']}** (`{r['config']}`): {facts}.")
+        lines.append(f"  - {'NOT the published protocol: ' + '; '.join(devs) if devs else 'the published protocol'}")
+    return lines if seen else []
+
+
+def per_class_lines(runs):
+    """Segmentation IoU per class (mean over seeds), one row per class."""
+    import statistics
+
+    seg = [r["metrics"] for r in runs if r["task"] == "seg" and r["status"] == "done"]
+    names = list(dict.fromkeys(k for m in seg for k in m if k.startswith("sem_seg/IoU.")))  # class order
+    if not names:
+        return []
+    lines = ["", "## Segmentation IoU per class", "", "| class | IoU |", "|---|---|"]
+    for k in names:
+        vals = [m[k] for m in seg if k in m]
+        lines.append(f"| {k.split('IoU.', 1)[1]} | {statistics.mean(vals):.2f} |")
+    return lines
 
 
 def curves(run_dir):

@@ -68,11 +68,19 @@ def command(task, cfg, run_dir, root, seed, weights, args):
     return cmd + (["--cfg-options", *args.cfg_options] if args.cfg_options else [])
 
 
+def finished(task, seed, run_dir, minutes=None):
+    """The record of a run that wrote its final metrics: metrics and protocol fingerprint."""
+    fp = os.path.join(run_dir, "fingerprint.json")
+    rec = {"status": "done", "metrics": report.flat_metrics(json.load(open(os.path.join(run_dir, "final_metrics.json")))),
+           "fingerprint": json.load(open(fp)) if os.path.exists(fp) else None}
+    return dict(rec, minutes=minutes) if minutes is not None else rec
+
+
 def run_one(task, cfg, run_dir, root, seed, weights, args):
     done = os.path.join(run_dir, "final_metrics.json")
     if os.path.exists(done) and json.load(open(done)):
         print(f"[{task} seed {seed}] finished earlier: {done}")
-        return {"status": "done", "metrics": report.flat_metrics(json.load(open(done)))}
+        return finished(task, seed, run_dir)
     os.makedirs(run_dir, exist_ok=True)
     cmd = command(task, cfg, run_dir, root, seed, weights, args)
     print(f"[{task} seed {seed}] running: log in {run_dir}/log.txt")
@@ -85,7 +93,56 @@ def run_one(task, cfg, run_dir, root, seed, weights, args):
         print(f"[{task} seed {seed}] FAILED after {minutes:.1f} min (exit {rc}): {' | '.join(tail)}")
         return {"status": "failed", "error": "\n".join(tail), "exit_code": rc}
     print(f"[{task} seed {seed}] done in {minutes:.1f} min")
-    return {"status": "done", "metrics": report.flat_metrics(json.load(open(done))), "minutes": minutes}
+    return finished(task, seed, run_dir, minutes)
+
+
+def check_gpus(tasks, variant, args):
+    """A GPU count the configs cannot use stops the suite before any conversion or training."""
+    world = args.num_gpus * args.num_machines
+    if args.num_gpus < 1 or args.num_machines < 1:
+        return f"--num-gpus and --num-machines must be at least 1 (got {args.num_gpus}, {args.num_machines})"
+    if args.num_gpus > 1 and not args.slurm:
+        import torch
+
+        if torch.cuda.device_count() < args.num_gpus:
+            return f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} GPU(s)"
+    for task in tasks:
+        if task in ("voc", "coco"):
+            from detectron2.config import get_cfg
+
+            from transfer.detection import heads  # noqa: F401  (the config names its ROI head)
+
+            cfg = get_cfg()
+            cfg.merge_from_file(os.path.join(REPO, "configs", CONFIGS[task][variant]))
+            cfg.merge_from_list(list(args.opts))
+            if cfg.SOLVER.IMS_PER_BATCH % world:
+                return (f"{CONFIGS[task][variant]}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} cannot be split over "
+                        f"{world} GPUs; use a count that divides it, or --lowgpu")
+        elif world not in (1, 4) and variant == 0:
+            print(f"warning: the FCN protocol is 4 GPUs x 4 images; on {world} GPUs an update sees {4 * world} "
+                  "images (the report lists it as a deviation)")
+    return None
+
+
+def run_on_slurm(jobs, args):
+    """One job per (task, seed) on one node with --num-gpus GPUs, each running run_one there; the
+    suite waits and reports. Interrupted, a rerun with the same --out skips the finished runs."""
+    import submitit
+
+    ex = submitit.AutoExecutor(folder=os.path.join(args.out, "slurm", "%j"), cluster=args.slurm_cluster)
+    ex.update_parameters(name="moco-transfer", nodes=1, tasks_per_node=1, gpus_per_node=args.num_gpus,
+                         cpus_per_task=max(4, 8 * args.num_gpus), timeout_min=args.timeout_min,
+                         slurm_partition=args.partition or None)
+    submitted = [ex.submit(run_one, *job) for job in jobs]
+    for (task, _, _, _, seed, _, _), j in zip(jobs, submitted):
+        print(f"[{task} seed {seed}] submitted as job {j.job_id}")
+    results = []
+    for j in submitted:
+        try:
+            results.append(j.result())
+        except Exception as e:  # the job itself died (node failure, time limit): recorded, others go on
+            results.append({"status": "failed", "error": str(e).strip().splitlines()[-1][:500], "exit_code": None})
+    return results
 
 
 def parse_args(argv):
@@ -100,6 +157,10 @@ def parse_args(argv):
     p.add_argument("--num-machines", type=int, default=1)
     p.add_argument("--machine-rank", type=int, default=0)
     p.add_argument("--out", default=os.path.join(REPO, "output", "suite"))
+    p.add_argument("--slurm", action="store_true", help="one SLURM job per task and seed (submitit); waits for them")
+    p.add_argument("--partition", default="", help="SLURM partition")
+    p.add_argument("--timeout-min", type=int, default=24 * 60, help="SLURM job time limit")
+    p.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # submitit's 'debug'/'local', for tests
     p.add_argument("--opts", nargs="*", default=[], help="detectron2 KEY VALUE pairs")
     p.add_argument("--cfg-options", nargs="*", default=[], help="mmseg key=value pairs")
     return p.parse_args(argv)
@@ -119,6 +180,11 @@ def main(argv=None):
     except validate.DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    variant = 2 if (builtin or args.quick) else (1 if args.lowgpu else 0)
+    problem = check_gpus(tasks, variant, args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     from converters.sources import ConversionError
 
     try:
@@ -126,14 +192,11 @@ def main(argv=None):
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    variant = 2 if (builtin or args.quick) else (1 if args.lowgpu else 0)
-    runs = []
-    for task in tasks:
-        cfg = os.path.join(REPO, "configs", CONFIGS[task][variant])
-        for seed in range(args.seeds):
-            run_dir = os.path.join(args.out, task, f"seed{seed}")
-            result = run_one(task, cfg, run_dir, root, seed, weights, args)
-            runs.append({"task": task, "seed": seed, "config": os.path.relpath(cfg, REPO), "run_dir": run_dir, **result})
+    jobs = [(task, os.path.join(REPO, "configs", CONFIGS[task][variant]), os.path.join(args.out, task, f"seed{seed}"),
+             root, seed, weights, args) for task in tasks for seed in range(args.seeds)]
+    results = run_on_slurm(jobs, args) if args.slurm else [run_one(*job) for job in jobs]
+    runs = [{"task": task, "seed": seed, "config": os.path.relpath(cfg, REPO), "run_dir": run_dir, **result}
+            for (task, cfg, run_dir, _, seed, _, _), result in zip(jobs, results)]
     table = report.write(args.out, runs, {"weights": args.weights, "data": root, "builtin": builtin,
                                           "num_gpus": args.num_gpus})
     print(table)

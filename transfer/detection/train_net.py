@@ -18,7 +18,7 @@ from detectron2.engine import DefaultTrainer, default_argument_parser, default_s
 from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
 
-from transfer import register
+from transfer import fingerprint, register
 from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.coco_eval import FastCOCOEvaluator
 
@@ -65,6 +65,9 @@ def main(args):
     register.register_voc(root)
     register.register_coco(root)
     cfg = setup(args)
+    if comm.is_main_process():
+        task = "voc" if cfg.DATASETS.TEST[0].startswith("voc") else "coco"
+        fingerprint.write(cfg.OUTPUT_DIR, task, fingerprint.detectron2_facts(cfg, comm.get_world_size(), cfg.SEED))
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     if args.eval_only:

@@ -21,6 +21,8 @@ from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
 from mmseg.evaluation import IoUMetric  # noqa: E402
 from mmseg.registry import METRICS  # noqa: E402
 
+from transfer import fingerprint  # noqa: E402
+
 
 class BackboneLoadedCheck(Hook):
     """Before training: every backbone tensor equals the converted checkpoint's."""
@@ -101,6 +103,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     cfg = build_cfg(args)
     runner = Runner.from_cfg(cfg)
+    if runner.rank == 0:
+        fingerprint.write(args.work_dir, "seg", fingerprint.mmseg_facts(cfg, runner.world_size, args.seed))
     if args.weights:
         runner.register_hook(BackboneLoadedCheck(args.weights), priority="VERY_LOW")
     runner.train()
