@@ -82,10 +82,9 @@ def crop_box(rng, w, h, scale, ratio=(3 / 4, 4 / 3)):
     return (w - cw) // 2, (h - ch) // 2, cw, ch
 
 
-def decode(path, boxes, crop):
-    """RGB uint8 array and the boxes in its pixels; JPEGs decode at 1/2, 1/4 or 1/8 size when
-    every crop still has at least `crop` pixels a side."""
-    img = Image.open(path)
+def decode(img, boxes, crop):
+    """RGB uint8 array of an opened, not yet loaded image, and the boxes in its pixels; a JPEG
+    decodes at 1/2, 1/4 or 1/8 size when every crop still has at least `crop` pixels a side."""
     w, h = img.size
     smallest = min(min(cw, ch) for _, _, cw, ch in boxes)
     if img.format == "JPEG" and smallest >= 2 * crop:
@@ -145,10 +144,9 @@ class FastTwoCrops:
         self.views, self.crop, self.crop_min = recipe(method), crop, crop_min
 
     def __call__(self, path, rng):
-        with Image.open(path) as im:
-            w, h = im.size
-        boxes = [crop_box(rng, w, h, (self.crop_min, 1.0)) for _ in self.views]
-        arr, boxes = decode(path, boxes, self.crop)
+        with Image.open(path) as img:  # the header gives the size; decoding waits for the crops
+            boxes = [crop_box(rng, *img.size, (self.crop_min, 1.0)) for _ in self.views]
+            arr, boxes = decode(img, boxes, self.crop)
         out = []
         for (x, y, cw, ch), view in zip(boxes, self.views):
             # area averaging when shrinking matches PIL's antialiased bilinear; linear when enlarging

@@ -53,7 +53,8 @@ def test_reduced_jpeg_decode_keeps_the_crop_content(tmp_path):
     path = str(tmp_path / "big.jpg")
     Image.fromarray(big).save(path, quality=95)
     box = (300, 200, 600, 500)
-    arr, (scaled,) = A.decode(path, [box], 64)
+    with Image.open(path) as img:
+        arr, (scaled,) = A.decode(img, [box], 64)
     assert arr.shape[1] < 1200  # decoded at a fraction of the size
     x, y, cw, ch = scaled
     fast = cv2.resize(arr[y:y + ch, x:x + cw], (64, 64), interpolation=cv2.INTER_AREA)
