@@ -65,3 +65,9 @@ def test_slurm_jobs_and_report_with_protocol_and_per_class_iou(tmp_path, demo_ro
     assert "NOT the published protocol: bn_images: 4 (protocol 16)" in md
     assert "| background | 90.50 |" in md and "aeroplane" not in md  # a class absent everywhere has no IoU
     assert list((out / "slurm").iterdir())  # submitit's job folders
+
+
+def test_bad_detectron2_option(tmp_path, demo_root, capsys):
+    assert run_suite.main(["--task", "voc", "--data", demo_root, "--quick", "--out", str(tmp_path / "o"),
+                           "--opts", "SOLVER.NO_SUCH_KEY", "1"]) == 2
+    assert "NO_SUCH_KEY" in capsys.readouterr().err and not (tmp_path / "o").exists()

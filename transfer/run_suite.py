@@ -114,13 +114,17 @@ def check_gpus(tasks, variant, args):
 
             cfg = get_cfg()
             cfg.merge_from_file(os.path.join(REPO, "configs", CONFIGS[task][variant]))
-            cfg.merge_from_list(list(args.opts))
+            try:
+                cfg.merge_from_list(list(args.opts))
+            except (KeyError, ValueError, AssertionError) as e:
+                return f"--opts {' '.join(args.opts)}: {e}"
             if cfg.SOLVER.IMS_PER_BATCH % world:
                 return (f"{CONFIGS[task][variant]}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} cannot be split over "
                         f"{world} GPUs; use a count that divides it, or --lowgpu")
-        elif world not in (1, 4) and variant == 0:
-            print(f"warning: the FCN protocol is 4 GPUs x 4 images; on {world} GPUs an update sees {4 * world} "
-                  "images (the report lists it as a deviation)")
+        elif variant == 0 and world != 4:
+            hint = " (--lowgpu keeps 16 on one GPU)" if world == 1 else ""
+            print(f"warning: the FCN protocol is 4 GPUs x 4 images; on {world} GPU(s) an update sees {4 * world} "
+                  f"images{hint}; the report lists it as a deviation")
     return None
 
 
