@@ -1,6 +1,7 @@
 """SLURM through submitit: one task per GPU; a preempted or timed-out job requeues itself and
 continues from OUT/checkpoint.pth (the run resumes exactly from its last checkpoint)."""
 import os
+import shutil
 
 import submitit
 
@@ -21,6 +22,8 @@ class Job:
 
 
 def executor(cfg, args, cluster=None):
+    if cluster is None and shutil.which("sbatch") is None:  # submitit would quietly run it here instead
+        raise SystemExit("error: --slurm: SLURM's sbatch is not on PATH on this machine")
     ex = submitit.AutoExecutor(folder=os.path.join(cfg.out, "slurm", "%j"), cluster=cluster)
     ex.update_parameters(name=f"moco-{cfg.method}-{cfg.arch}", nodes=args.nodes, tasks_per_node=args.gpus_per_node,
                          gpus_per_node=args.gpus_per_node, cpus_per_task=max(1, cfg.workers),

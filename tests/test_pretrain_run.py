@@ -1,5 +1,6 @@
 """pretrain/run.py end to end on tiny data: checkpoints, exact resume after SIGKILL, bad input, SLURM."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,6 +139,9 @@ def test_slurm_job_through_submitit(tmp_path, demo_root):
     assert job.result() == str(tmp_path / "checkpoint.pth")
     assert torch.load(job.result(), weights_only=True)["epoch"] == 1
     assert isinstance(slurm.Job(config.from_args(args)).checkpoint().function, slurm.Job)  # requeues itself
+    if shutil.which("sbatch") is None:  # no silent local run in place of SLURM
+        with pytest.raises(SystemExit, match="sbatch is not on PATH"):
+            slurm.submit(config.from_args(args), args)
 
 
 def test_augmentation_is_a_function_of_seed_epoch_index(demo_root):

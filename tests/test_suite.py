@@ -1,6 +1,7 @@
 """run_suite: bad input stops before training; the quick demo end to end (slow)."""
 import json
 import os
+import shutil
 
 import pytest
 import torch
@@ -37,10 +38,14 @@ def test_quick_suite_end_to_end(tmp_path, demo_root):
 
 def test_gpu_count_the_config_cannot_use(tmp_path, demo_root, capsys):
     out = tmp_path / "o"
-    assert run_suite.main(["--task", "voc", "--data", demo_root, "--num-gpus", "3", "--slurm", "--out", str(out)]) == 2
+    args = ["--task", "voc", "--data", demo_root, "--num-gpus", "3", "--out", str(out)]
+    assert run_suite.main(args + ["--slurm", "--slurm-cluster", "debug"]) == 2
     assert "IMS_PER_BATCH=16 cannot be split over 3 GPUs" in capsys.readouterr().err and not out.exists()
     assert run_suite.main(["--task", "seg", "--data", demo_root, "--num-gpus", "4", "--out", str(out)]) == 2
     assert "--num-gpus 4: this machine has" in capsys.readouterr().err and not out.exists()
+    if shutil.which("sbatch") is None:
+        assert run_suite.main(args + ["--slurm"]) == 2
+        assert "sbatch is not on PATH" in capsys.readouterr().err and not out.exists()
 
 
 def fake_finished_run(run_dir, metrics, fingerprint):

@@ -96,9 +96,13 @@ def run_one(task, cfg, run_dir, root, seed, weights, args):
     return finished(task, seed, run_dir, minutes)
 
 
-def check_gpus(tasks, variant, args):
-    """A GPU count the configs cannot use stops the suite before any conversion or training."""
+def check_launch(tasks, variant, args):
+    """A GPU count the configs cannot use, or no SLURM for --slurm, stops the suite before any work."""
+    import shutil
+
     world = args.num_gpus * args.num_machines
+    if args.slurm and args.slurm_cluster is None and shutil.which("sbatch") is None:
+        return "--slurm: SLURM's sbatch is not on PATH on this machine"  # submitit would run them here instead
     if args.num_gpus < 1 or args.num_machines < 1:
         return f"--num-gpus and --num-machines must be at least 1 (got {args.num_gpus}, {args.num_machines})"
     if args.num_gpus > 1 and not args.slurm:
@@ -185,7 +189,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     variant = 2 if (builtin or args.quick) else (1 if args.lowgpu else 0)
-    problem = check_gpus(tasks, variant, args)
+    problem = check_launch(tasks, variant, args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
