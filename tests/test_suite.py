@@ -76,3 +76,17 @@ def test_bad_detectron2_option(tmp_path, demo_root, capsys):
     assert run_suite.main(["--task", "voc", "--data", demo_root, "--quick", "--out", str(tmp_path / "o"),
                            "--opts", "SOLVER.NO_SUCH_KEY", "1"]) == 2
     assert "NO_SUCH_KEY" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_launch_commands_for_several_machines():
+    args = run_suite.parse_args(["--task", "all", "--num-gpus", "8", "--num-machines", "2", "--machine-rank", "1",
+                                 "--dist-url", "tcp://10.0.0.1:29500"])
+    d2 = run_suite.command("voc", "c.yaml", "out", "/data", 0, (None, None), args)
+    assert d2[d2.index("--num-machines") + 1] == "2" and d2[d2.index("--dist-url") + 1] == "tcp://10.0.0.1:29500"
+    assert d2[d2.index("--machine-rank") + 1] == "1" and d2[-2:] == ["SEED", "0"]
+    seg = run_suite.command("seg", "c.py", "out", "/data", 0, (None, None), args)
+    assert seg[1:3] == ["-m", "torch.distributed.run"] and "--launcher" in seg
+    for flag in ("--nproc_per_node=8", "--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29500"):
+        assert flag in seg
+    one = run_suite.command("seg", "c.py", "out", "/data", 0, (None, None), run_suite.parse_args(["--task", "seg"]))
+    assert one[1:3] == ["-m", "transfer.segmentation.train"] and "--launcher" not in one

@@ -55,12 +55,20 @@ def command(task, cfg, run_dir, root, seed, weights, args):
         cmd = [sys.executable, "-m", "transfer.detection.train_net", "--config-file", cfg, "--data-root", root,
                "--num-gpus", str(args.num_gpus), "--num-machines", str(args.num_machines),
                "--machine-rank", str(args.machine_rank), "--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
+        if args.dist_url:
+            cmd[cmd.index("--resume"):cmd.index("--resume")] = ["--dist-url", args.dist_url]
         if weights[0]:
             cmd += ["MODEL.WEIGHTS", weights[0]]
         return cmd + list(args.opts)
-    launcher = ["--launcher", "pytorch"] if args.num_gpus > 1 else []
-    prefix = ([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.num_gpus}"]
-              if args.num_gpus > 1 else [sys.executable])
+    distributed = args.num_gpus * args.num_machines > 1
+    launcher = ["--launcher", "pytorch"] if distributed else []
+    prefix = [sys.executable]
+    if distributed:  # MMEngine's 'pytorch' launcher reads torchrun's environment
+        prefix += ["-m", "torch.distributed.run", f"--nproc_per_node={args.num_gpus}", f"--nnodes={args.num_machines}",
+                   f"--node_rank={args.machine_rank}"]
+        if args.dist_url:
+            host, port = args.dist_url.rsplit("//", 1)[-1].rsplit(":", 1)
+            prefix += [f"--master_addr={host}", f"--master_port={port}"]
     cmd = prefix + ["-m", "transfer.segmentation.train", "--config", cfg, "--data-root", root,
                     "--work-dir", run_dir, "--seed", str(seed)] + launcher
     if weights[1]:
@@ -164,6 +172,7 @@ def parse_args(argv):
     p.add_argument("--num-gpus", type=int, default=1)
     p.add_argument("--num-machines", type=int, default=1)
     p.add_argument("--machine-rank", type=int, default=0)
+    p.add_argument("--dist-url", default="", help="tcp://HOST:PORT of machine 0, for several machines")
     p.add_argument("--out", default=os.path.join(REPO, "output", "suite"))
     p.add_argument("--slurm", action="store_true", help="one SLURM job per task and seed (submitit); waits for them")
     p.add_argument("--partition", default="", help="SLURM partition")
