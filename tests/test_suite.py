@@ -90,3 +90,16 @@ def test_launch_commands_for_several_machines():
         assert flag in seg
     one = run_suite.command("seg", "c.py", "out", "/data", 0, (None, None), run_suite.parse_args(["--task", "seg"]))
     assert one[1:3] == ["-m", "transfer.segmentation.train"] and "--launcher" not in one
+
+
+def test_progress_lines_are_echoed_and_everything_logged(tmp_path, capsys):
+    import sys
+
+    lines = ["setup", "[d2.utils.events]:  eta: 0:01:03  iter: 19  total_loss: 3.0", "noise",
+             "mmengine - INFO - Iter(train) [10/40]  lr: 1e-02  eta: 0:00:30", "Traceback: boom"]
+    code = "import sys; print(*sys.argv[1:], sep='\\n'); sys.exit(3)"
+    rc = run_suite.run_logged([sys.executable, "-c", code, *lines], str(tmp_path / "log.txt"), "[voc seed 0]", every=0)
+    assert rc == 3
+    assert (tmp_path / "log.txt").read_text().splitlines() == lines
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["[voc seed 0] eta: 0:01:03  iter: 19  total_loss: 3.0", "[voc seed 0] Iter(train) [10/40]  lr: 1e-02  eta: 0:00:30"]

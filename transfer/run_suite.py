@@ -11,6 +11,7 @@ rerun, a killed one resumes from its last checkpoint, a failed one is recorded a
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -84,6 +85,24 @@ def finished(task, seed, run_dir, minutes=None):
     return dict(rec, minutes=minutes) if minutes is not None else rec
 
 
+# the frameworks' own progress lines: detectron2's "eta: ... iter: N", MMEngine's "Iter(train) [N/M] ... eta"
+PROGRESS = re.compile(r"(eta: \S+\s+iter: \d+|Iter\((train|val|test)\)\s*\[\s*\d+/\d+\])")
+
+
+def run_logged(cmd, log_path, prefix, every=30.0):
+    """Runs cmd with its output in log_path; echoes its latest progress line every `every` seconds."""
+    last = 0.0
+    with open(log_path, "a") as log, subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                      text=True, errors="replace") as proc:
+        for line in proc.stdout:
+            log.write(line)
+            m = PROGRESS.search(line)
+            if m and time.time() - last >= every:
+                print(f"{prefix} {line[m.start():].strip()[:150]}", flush=True)
+                last = time.time()
+        return proc.wait()
+
+
 def run_one(task, cfg, run_dir, root, seed, weights, args):
     done = os.path.join(run_dir, "final_metrics.json")
     if os.path.exists(done) and json.load(open(done)):
@@ -93,8 +112,7 @@ def run_one(task, cfg, run_dir, root, seed, weights, args):
     cmd = command(task, cfg, run_dir, root, seed, weights, args)
     print(f"[{task} seed {seed}] running: log in {run_dir}/log.txt")
     t0 = time.time()
-    with open(os.path.join(run_dir, "log.txt"), "a") as log:
-        rc = subprocess.run(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT).returncode
+    rc = run_logged(cmd, os.path.join(run_dir, "log.txt"), f"[{task} seed {seed}]")
     minutes = (time.time() - t0) / 60
     if rc != 0 or not os.path.exists(done) or not json.load(open(done)):
         tail = open(os.path.join(run_dir, "log.txt")).read().strip().splitlines()[-3:]
