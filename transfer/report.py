@@ -110,14 +110,18 @@ def plot(out, runs):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for r in runs:
-        its, losses = curves(r["run_dir"])
-        if its:
-            ax.plot(its, losses, label=f"{r['task']} seed {r['seed']}")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss")
-    ax.legend()
+    tasks = list(dict.fromkeys(r["task"] for r in runs))  # one panel per task: the losses differ in scale
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for r in runs:
+            its, losses = curves(r["run_dir"]) if r["task"] == task else ([], [])
+            if its:
+                ax.plot(its, losses, marker=".", label=f"seed {r['seed']}")
+        ax.set_title(task)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("training loss")
+        if ax.lines:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "curves.png"), dpi=100)
     plt.close(fig)
