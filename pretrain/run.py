@@ -77,7 +77,7 @@ def checkpoint_state(cfg, model, opt, health, epoch, it):
             "optimizer": opt.state_dict(), "health": dict(health.state)}
 
 
-def load_resume(path, model, opt, health):
+def load_resume(path, cfg, model, opt, health):
     """(epoch, iteration) to continue from; a damaged or foreign file is an error naming it."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
@@ -85,10 +85,20 @@ def load_resume(path, model, opt, health):
         inner.load_state_dict({k[len("module."):]: v for k, v in ck["state_dict"].items()})
         opt.load_state_dict(ck["optimizer"])
         health.state.update(ck.get("health", {}))
-        return ck["epoch"], ck.get("iter", 0)
+        changed = config_changes(ck.get("config", {}), cfg)
     except Exception as e:
         raise data.DataError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:300]})") from None
+    if changed:
+        logger.warning(f"resuming {path} with a different recipe: {'; '.join(changed)}")
+    return ck["epoch"], ck.get("iter", 0)
+
+
+def config_changes(saved, cfg):
+    """'key: saved -> now' for the recipe fields that differ (logistics like workers or out do not count)."""
+    logistics = {"out", "workers", "print_freq", "save_minutes", "knn_every", "knn_data", "data"}
+    now = dataclasses.asdict(cfg)
+    return [f"{k}: {saved[k]} -> {now[k]}" for k in now if k in saved and k not in logistics and saved[k] != now[k]]
 
 
 def setup_logging(out, rank):
@@ -136,7 +146,7 @@ def train(cfg, resume=""):
     health = engine.Health()
     ckpt_path = os.path.join(cfg.out, "checkpoint.pth")
     resume = resume or (ckpt_path if os.path.exists(ckpt_path) else "")
-    start_epoch, start_iter = load_resume(resume, model, opt, health) if resume else (0, 0)
+    start_epoch, start_iter = load_resume(resume, cfg, model, opt, health) if resume else (0, 0)
     if resume:
         logger.info(f"resumed from {resume} at epoch {start_epoch} iteration {start_iter}")
     model = wrap(model, cfg, world, device)

@@ -35,7 +35,8 @@ def test_checkpoint_layout_logs_and_resume(tmp_path, demo_root):
     assert "img/s" in log and "eta" in log and "kNN top-1" in log
     assert run.main(tiny_args(tmp_path, demo_root, "--arch", "resnet50", "--epochs", "2")) == 0
     assert torch.load(path, weights_only=True)["epoch"] == 2
-    assert "resumed from" in (tmp_path / "log.txt").read_text()
+    log = (tmp_path / "log.txt").read_text()
+    assert "resumed from" in log and "with a different recipe: epochs: 1 -> 2" in log
 
 
 def test_mocov3_vit_runs_and_converts(tmp_path, demo_root):
