@@ -16,7 +16,10 @@ class Diverged(RuntimeError):
 
 
 def lr_at(cfg, epoch):
-    """Linear warmup, then half-cosine to 0 (moco `--cos`, moco-v3 `adjust_learning_rate`)."""
+    """Linear warmup, then half-cosine to 0 (moco-v3 `adjust_learning_rate`, every iteration;
+    moco v2's `--cos` steps once per epoch, so v2 holds the epoch's value)."""
+    if cfg.method == "mocov2":
+        epoch = math.floor(epoch)
     if epoch < cfg.warmup_epochs:
         return cfg.lr * epoch / cfg.warmup_epochs
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - cfg.warmup_epochs) / (cfg.epochs - cfg.warmup_epochs)))

@@ -133,6 +133,8 @@ def test_schedules_and_lr_scaling():
     v2 = config.Config()
     assert engine.lr_at(v2, 0) == pytest.approx(0.03) and engine.lr_at(v2, 100) == pytest.approx(0.015)
     assert math.isclose(engine.lr_at(v2, 200), 0, abs_tol=1e-12)
+    assert engine.lr_at(v2, 100.7) == engine.lr_at(v2, 100)  # moco --cos: once per epoch
+    assert engine.lr_at(cfg, 50.5) < engine.lr_at(cfg, 50)  # moco-v3: every iteration
     assert engine.momentum_at(v2, 100) == 0.999  # v2: constant
     vits = config.Config(**config.PRESETS["mocov3_vit_small"])
     assert (vits.optimizer, vits.T, vits.warmup_epochs, vits.crop_min, vits.stop_grad_conv1) == ("adamw", 0.2, 40, 0.08, True)
