@@ -240,3 +240,11 @@ def test_defect_is_named(defect, demo_root, tmp_path, capsys):
     # the CLI: a non-zero exit and the same message
     assert data.main(["check", str(root), "--task", task]) == 2
     assert problem in capsys.readouterr().err
+
+
+def test_checking_a_real_sized_set_shows_progress(capsys):
+    from transfer import validate
+
+    assert list(validate.progress(list(range(2500)), "COCO train2017")) == list(range(2500))
+    assert "checking COCO train2017" in capsys.readouterr().err
+    assert list(validate.progress([1, 2], "demo")) == [1, 2] and capsys.readouterr().err == ""

@@ -48,6 +48,9 @@ def summarise(runs):
 def markdown(rows, runs, meta):
     lines = [f"# Transfer results ({'built-in data, quick schedules' if meta.get('builtin') else meta.get('data')})", "",
              f"weights: `{meta.get('weights') or 'random init'}`", "",
+             *(["Quick schedules on the built-in synthetic data check that every step runs; a few dozen iterations "
+                "on a few dozen images say nothing about a checkpoint. Use `--data` for numbers to compare.", ""]
+               if meta.get("builtin") else []),
              "| task | metric | ours (mean ± std) | seeds | published MoCo v2 200ep |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['task']} | {r['metric']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['n']} | "

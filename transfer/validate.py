@@ -50,6 +50,13 @@ def image_size(path):
     return size
 
 
+def progress(items, what):
+    """A bar for the real sets (thousands of files); silent for the built-in ones."""
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"checking {what}", unit="img", mininterval=5, disable=len(items) < 2000)
+
+
 def read_ids(path):
     need_file(path, "split list")
     ids = [line.split()[0] for line in open(path) if line.strip()]
@@ -62,7 +69,7 @@ def check_voc_split(dirname, split, classes=CLASSES):
     """One VOC detection split: its list, every XML, every image named by it. Returns the count."""
     need_dir(dirname, "PASCAL VOC year folder, e.g. VOC2007")
     ids = read_ids(os.path.join(dirname, "ImageSets", "Main", split + ".txt"))
-    for image_id in ids:
+    for image_id in progress(ids, f"{os.path.basename(dirname)} {split}"):
         xml_path = os.path.join(dirname, "Annotations", image_id + ".xml")
         need_file(xml_path, f"annotation of '{image_id}' listed in {split}.txt")
         try:
@@ -100,7 +107,7 @@ def check_coco(json_path, image_dir):
         raise DataError(json_path, f"not a COCO instances file (missing {e})") from None
     cat_ids = {c["id"] for c in cats}
     sizes = {}
-    for im in images:
+    for im in progress(images, os.path.basename(json_path)):
         path = os.path.join(image_dir, im["file_name"])
         w, h = image_size(path)
         if (w, h) != (im["width"], im["height"]):
@@ -126,7 +133,7 @@ def check_voc_seg(dirname, splits=("train", "aug", "val")):
     for split in splits:
         ids = read_ids(os.path.join(dirname, "ImageSets", "Segmentation", split + ".txt"))
         label_dir = "SegmentationClassAug" if split == "aug" else "SegmentationClass"
-        for image_id in ids:
+        for image_id in progress(ids, f"VOC2012 segmentation {split}"):
             img_size = image_size(os.path.join(dirname, "JPEGImages", image_id + ".jpg"))
             label_path = os.path.join(dirname, label_dir, image_id + ".png")
             if image_size(label_path) != img_size:
@@ -143,7 +150,7 @@ def check_imagefolder(root):
              if f.lower().endswith(IMAGE_EXTS)]
     if not files:
         raise DataError(root, "no images: expected <root>/<class>/<image>.jpg")
-    for f in files:
+    for f in progress(files, root):
         image_size(f)
     return len(files)
 
