@@ -56,7 +56,7 @@ def detectron2_facts(cfg, world_size, seed):
                 train_sets=list(cfg.DATASETS.TRAIN), test_sets=list(cfg.DATASETS.TEST), versions=versions())
 
 
-def mmseg_facts(cfg, world_size, seed):
+def mmseg_facts(cfg, world_size, seed, weights=None):
     bb, pre = cfg.model.backbone, cfg.model.data_preprocessor
     poly = cfg.param_scheduler[0]
     crop = next(t["crop_size"] for t in cfg.train_dataloader.dataset.datasets[0].pipeline if t["type"] == "RandomCrop")
@@ -68,7 +68,8 @@ def mmseg_facts(cfg, world_size, seed):
                 images_per_update=per_gpu * world_size * accumulate, bn_images=bn_images(bb.norm_cfg.type, per_gpu, world_size),
                 base_lr=cfg.optim_wrapper.optimizer.lr, max_iter=cfg.train_cfg.max_iters // accumulate,
                 schedule=f"poly {poly['power']}, min lr {poly['eta_min']}", crop=list(crop),
-                test=cfg.model.test_cfg.mode, gpus=world_size, seed=seed, versions=versions())
+                test=cfg.model.test_cfg.mode, gpus=world_size, seed=seed, weights=weights or "random init",
+                versions=versions())
 
 
 def deviations(task, facts):

@@ -83,7 +83,9 @@ def build_cfg(args):
         sd = torch.load(args.weights, map_location="cpu", weights_only=True)["state_dict"]
         full = os.path.join(args.work_dir, "pretrained_full_model.pth")
         os.makedirs(args.work_dir, exist_ok=True)
-        torch.save({"state_dict": {f"backbone.{k}": v for k, v in sd.items()}}, full)
+        tmp = f"{full}.{os.getpid()}.tmp"  # every rank writes the same file: atomically, each its own copy
+        torch.save({"state_dict": {f"backbone.{k}": v for k, v in sd.items()}}, tmp)
+        os.replace(tmp, full)
         cfg.load_from = full
     if not torch.cuda.is_available():
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
@@ -104,7 +106,7 @@ def main(argv=None):
     cfg = build_cfg(args)
     runner = Runner.from_cfg(cfg)
     if runner.rank == 0:
-        fingerprint.write(args.work_dir, "seg", fingerprint.mmseg_facts(cfg, runner.world_size, args.seed))
+        fingerprint.write(args.work_dir, "seg", fingerprint.mmseg_facts(cfg, runner.world_size, args.seed, args.weights))
     if args.weights:
         runner.register_hook(BackboneLoadedCheck(args.weights), priority="VERY_LOW")
     runner.train()
