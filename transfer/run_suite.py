@@ -55,9 +55,8 @@ def command(task, cfg, run_dir, root, seed, weights, args):
     if task in ("voc", "coco"):
         cmd = [sys.executable, "-m", "transfer.detection.train_net", "--config-file", cfg, "--data-root", root,
                "--num-gpus", str(args.num_gpus), "--num-machines", str(args.num_machines),
-               "--machine-rank", str(args.machine_rank), "--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
-        if args.dist_url:
-            cmd[cmd.index("--resume"):cmd.index("--resume")] = ["--dist-url", args.dist_url]
+               "--machine-rank", str(args.machine_rank)] + (["--dist-url", args.dist_url] if args.dist_url else [])
+        cmd += ["--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
         if weights[0]:
             cmd += ["MODEL.WEIGHTS", weights[0]]
         return cmd + list(args.opts)
@@ -77,7 +76,7 @@ def command(task, cfg, run_dir, root, seed, weights, args):
     return cmd + (["--cfg-options", *args.cfg_options] if args.cfg_options else [])
 
 
-def finished(task, seed, run_dir, minutes=None):
+def finished(run_dir, minutes=None):
     """The record of a run that wrote its final metrics: metrics and protocol fingerprint."""
     fp = os.path.join(run_dir, "fingerprint.json")
     rec = {"status": "done", "metrics": report.flat_metrics(json.load(open(os.path.join(run_dir, "final_metrics.json")))),
@@ -107,7 +106,7 @@ def run_one(task, cfg, run_dir, root, seed, weights, args):
     done = os.path.join(run_dir, "final_metrics.json")
     if os.path.exists(done) and json.load(open(done)):
         print(f"[{task} seed {seed}] finished earlier: {done}")
-        return finished(task, seed, run_dir)
+        return finished(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     cmd = command(task, cfg, run_dir, root, seed, weights, args)
     print(f"[{task} seed {seed}] running: log in {run_dir}/log.txt")
@@ -119,7 +118,7 @@ def run_one(task, cfg, run_dir, root, seed, weights, args):
         print(f"[{task} seed {seed}] FAILED after {minutes:.1f} min (exit {rc}): {' | '.join(tail)}")
         return {"status": "failed", "error": "\n".join(tail), "exit_code": rc}
     print(f"[{task} seed {seed}] done in {minutes:.1f} min")
-    return finished(task, seed, run_dir, minutes)
+    return finished(run_dir, minutes)
 
 
 def check_launch(tasks, variant, args):
