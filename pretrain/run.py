@@ -145,7 +145,10 @@ def train(cfg, resume=""):
     opt = build_optimizer(cfg, model)
     health = engine.Health()
     ckpt_path = os.path.join(cfg.out, "checkpoint.pth")
-    resume = resume or (ckpt_path if os.path.exists(ckpt_path) else "")
+    if os.path.exists(ckpt_path):  # this run's own state is newer than any --resume it started from
+        if resume and os.path.abspath(resume) != os.path.abspath(ckpt_path):
+            logger.warning(f"--resume {resume} ignored: {ckpt_path} holds this run's newer state")
+        resume = ckpt_path
     start_epoch, start_iter = load_resume(resume, cfg, model, opt, health) if resume else (0, 0)
     if resume:
         logger.info(f"resumed from {resume} at epoch {start_epoch} iteration {start_iter}")
@@ -192,7 +195,7 @@ def run_epochs(cfg, model, loader, sampler, opt, health, start, data_root, rank,
 
 def main(argv=None):
     p = config.parser()
-    p.add_argument("--resume", default="", help="checkpoint to continue from (default: OUT/checkpoint.pth if present)")
+    p.add_argument("--resume", default="", help="checkpoint to start from when OUT has none (OUT/checkpoint.pth wins)")
     args = p.parse_args(argv)
     cfg = config.from_args(args)
     if args.slurm:

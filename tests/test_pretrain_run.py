@@ -157,3 +157,16 @@ def test_augmentation_is_a_function_of_seed_epoch_index(demo_root):
     x, y = tv[(0, 3)], tv[(0, 3)]
     assert torch.equal(x[0], y[0]) and x[0].dtype == torch.float32
     assert np.isfinite(x[0].numpy()).all()
+
+
+def test_resume_from_another_run_then_own_checkpoint_wins(tmp_path, demo_root):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert run.main(tiny_args(first, demo_root, "--epochs", "1", "--knn-every", "0")) == 0
+    args = tiny_args(second, demo_root, "--epochs", "2", "--knn-every", "0", "--resume", str(first / "checkpoint.pth"))
+    assert run.main(args) == 0
+    assert torch.load(second / "checkpoint.pth", weights_only=True)["epoch"] == 2
+    assert "resumed from" in (second / "log.txt").read_text()
+    args[args.index("--epochs") + 1] = "3"  # the same command again: continues from second/, not first/
+    assert run.main(args) == 0
+    log = (second / "log.txt").read_text()
+    assert "ignored" in log and "at epoch 2 iteration 0" in log
