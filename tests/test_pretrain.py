@@ -176,3 +176,19 @@ def test_nan_loss_stops():
     with pytest.raises(engine.Diverged, match="nan"):
         engine.step(model, x, x, opt, cfg, 0.99, torch.device("cpu"))
     assert model.w.item() == 1.0  # no update was applied
+
+
+@pytest.mark.parametrize("method", ["mocov2", "mocov3"])
+def test_bf16_autocast_step(method):
+    """The GPU recipe's bf16 autocast, run on the CPU: mixed dtypes in the queue and the gathers."""
+    if method == "mocov2":
+        m = moco.MoCoV2(tiny_encoder, dim=8, K=16, mlp_hidden=16)
+    else:
+        m = moco.MoCoV3(tiny_encoder, dim=8, mlp_dim=16, T=0.2)
+    x1, x2 = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = m(x1, x2, 0.99)
+    loss.backward()
+    assert torch.isfinite(loss)
+    if method == "mocov2":
+        assert m.queue.dtype == torch.float32 and int(m.queue_ptr) == 4
