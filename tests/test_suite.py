@@ -103,3 +103,22 @@ def test_progress_lines_are_echoed_and_everything_logged(tmp_path, capsys):
     assert (tmp_path / "log.txt").read_text().splitlines() == lines
     out = capsys.readouterr().out.splitlines()
     assert out == ["[voc seed 0] eta: 0:01:03  iter: 19  total_loss: 3.0", "[voc seed 0] Iter(train) [10/40]  lr: 1e-02  eta: 0:00:30"]
+
+
+def test_a_failing_task_is_recorded_and_the_others_still_run(tmp_path, demo_root, monkeypatch):
+    import sys
+
+    out = tmp_path / "suite"
+    fake_finished_run(out / "seg" / "seed0", {"sem_seg": {"mIoU": 50.0}}, {"deviations": []})
+    fake_finished_run(out / "coco" / "seed0", {"bbox": {"AP": 1.0}, "segm": {"AP": 2.0}}, {"deviations": []})
+
+    def command(task, *a):  # VOC's training process dies; the finished runs are collected
+        assert task == "voc"
+        return [sys.executable, "-c", "raise SystemExit('CUDA error: out of memory')"]
+
+    monkeypatch.setattr(run_suite, "command", command)
+    assert run_suite.main(["--task", "all", "--data", demo_root, "--quick", "--out", str(out)]) == 1
+    runs = {r["task"]: r for r in json.load(open(out / "results.json"))["runs"]}
+    assert runs["voc"]["status"] == "failed" and "out of memory" in runs["voc"]["error"]
+    assert runs["seg"]["status"] == "done" and runs["coco"]["status"] == "done"
+    assert "voc seed 0 failed" in (out / "results.md").read_text()
