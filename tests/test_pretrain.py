@@ -192,3 +192,14 @@ def test_bf16_autocast_step(method):
     assert torch.isfinite(loss)
     if method == "mocov2":
         assert m.queue.dtype == torch.float32 and int(m.queue_ptr) == 4
+
+
+def test_weighted_knn_votes():
+    from pretrain import knn
+
+    bank = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]]), dim=1)
+    labels = torch.tensor([0, 0, 1, 1])
+    queries = F.normalize(torch.tensor([[1.0, 0.05], [0.05, 1.0], [0.6, 0.4]]), dim=1)
+    assert knn.knn_predict(bank, labels, queries, 2, k=4).tolist() == [0, 1, 0]
+    # k=1: the nearest neighbour alone decides
+    assert knn.knn_predict(bank, labels, F.normalize(torch.tensor([[0.2, 0.8]]), dim=1), 2, k=1).tolist() == [1]

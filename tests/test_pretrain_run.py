@@ -170,3 +170,8 @@ def test_resume_from_another_run_then_own_checkpoint_wins(tmp_path, demo_root):
     assert run.main(args) == 0
     log = (second / "log.txt").read_text()
     assert "ignored" in log and "at epoch 2 iteration 0" in log
+
+
+def test_reference_torchvision_pipeline_trains(tmp_path, demo_root):
+    assert run.main(tiny_args(tmp_path, demo_root, "--aug", "torchvision", "--epochs", "1", "--knn-every", "0")) == 0
+    assert torch.load(tmp_path / "checkpoint.pth", weights_only=True)["config"]["aug"] == "torchvision"
