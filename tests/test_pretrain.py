@@ -203,3 +203,10 @@ def test_weighted_knn_votes():
     assert knn.knn_predict(bank, labels, queries, 2, k=4).tolist() == [0, 1, 0]
     # k=1: the nearest neighbour alone decides
     assert knn.knn_predict(bank, labels, F.normalize(torch.tensor([[0.2, 0.8]]), dim=1), 2, k=1).tolist() == [1]
+
+
+def test_grad_norm_is_the_global_l2_norm():
+    a, b = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(1))
+    a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
+    assert engine.grad_norm([a, b, torch.nn.Parameter(torch.zeros(1))]) == pytest.approx(5.0)
+    assert engine.grad_norm([]) == 0.0
