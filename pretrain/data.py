@@ -15,7 +15,8 @@ from pretrain.augment import two_crop_transform
 
 
 class DataError(ValueError):
-    """Bad pretraining data; the message names the folder or file (run.py exits 2 with it)."""
+    """Bad input (data, or a checkpoint to resume from); the message names the folder or file.
+    run.py exits 2 with it."""
 
 
 def image_folder(root):

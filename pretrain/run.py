@@ -32,7 +32,6 @@ logger = logging.getLogger("pretrain")
 def build_model(cfg):
     import torchvision
 
-    config.check(cfg)
     if cfg.arch.startswith("vit"):
         base = partial(getattr(vit, cfg.arch), img_size=cfg.crop, stop_grad_conv1=cfg.stop_grad_conv1)
     else:  # moco-v3 zero-initialises the last BN of each residual block; moco v2 does not
