@@ -9,6 +9,10 @@ import json
 import os
 
 
+class ConfigError(ValueError):
+    """A config that cannot run; run.py prints it and exits 2."""
+
+
 @dataclasses.dataclass
 class Config:
     method: str = "mocov2"  # mocov2 | mocov3
@@ -92,17 +96,17 @@ def from_args(args):
 def check(cfg):
     archs = ("resnet50", "resnet18", "vit_small", "vit_base")
     if cfg.arch not in archs:
-        raise SystemExit(f"error: unknown architecture '{cfg.arch}' (one of {', '.join(archs)})")
+        raise ConfigError(f"unknown architecture '{cfg.arch}' (one of {', '.join(archs)})")
     if cfg.method not in ("mocov2", "mocov3"):
-        raise SystemExit(f"error: unknown method '{cfg.method}' (mocov2, mocov3)")
+        raise ConfigError(f"unknown method '{cfg.method}' (mocov2, mocov3)")
     if cfg.method == "mocov2" and cfg.arch.startswith("vit"):
-        raise SystemExit("error: MoCo v2 is defined for ResNets; use --method mocov3 for a ViT")
+        raise ConfigError("MoCo v2 is defined for ResNets; use --method mocov3 for a ViT")
     if cfg.optimizer not in ("sgd", "lars", "adamw"):
-        raise SystemExit(f"error: unknown optimizer '{cfg.optimizer}' (sgd, lars, adamw)")
+        raise ConfigError(f"unknown optimizer '{cfg.optimizer}' (sgd, lars, adamw)")
     if cfg.aug not in ("fast", "torchvision"):
-        raise SystemExit(f"error: unknown augmentation pipeline '{cfg.aug}' (fast, torchvision)")
+        raise ConfigError(f"unknown augmentation pipeline '{cfg.aug}' (fast, torchvision)")
     if cfg.method == "mocov2" and cfg.K % cfg.batch_size:
-        raise SystemExit(f"error: queue size K={cfg.K} must be a multiple of the batch size {cfg.batch_size} "
+        raise ConfigError(f"queue size K={cfg.K} must be a multiple of the batch size {cfg.batch_size} "
                          "(the queue is updated one global batch at a time)")
 
 

@@ -196,15 +196,15 @@ def main(argv=None):
     p = config.parser()
     p.add_argument("--resume", default="", help="checkpoint to start from when OUT has none (OUT/checkpoint.pth wins)")
     args = p.parse_args(argv)
-    cfg = config.from_args(args)
-    if args.slurm:
-        from pretrain import slurm
-
-        slurm.submit(cfg, args)
-        return 0
     try:
+        cfg = config.from_args(args)
+        if args.slurm:
+            from pretrain import slurm
+
+            slurm.submit(cfg, args)
+            return 0
         print(f"checkpoint: {train(cfg, args.resume)}")
-    except data.DataError as e:
+    except (config.ConfigError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except engine.Diverged as e:

@@ -5,6 +5,8 @@ import shutil
 
 import submitit
 
+from pretrain.config import ConfigError
+
 
 class Job:
     def __init__(self, cfg):
@@ -23,7 +25,7 @@ class Job:
 
 def executor(cfg, args, cluster=None):
     if cluster is None and shutil.which("sbatch") is None:  # submitit would quietly run it here instead
-        raise SystemExit("error: --slurm: SLURM's sbatch is not on PATH on this machine")
+        raise ConfigError("--slurm: SLURM's sbatch is not on PATH on this machine")
     ex = submitit.AutoExecutor(folder=os.path.join(cfg.out, "slurm", "%j"), cluster=cluster)
     ex.update_parameters(name=f"moco-{cfg.method}-{cfg.arch}", nodes=args.nodes, tasks_per_node=args.gpus_per_node,
                          gpus_per_node=args.gpus_per_node, cpus_per_task=max(1, cfg.workers),

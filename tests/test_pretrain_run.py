@@ -107,10 +107,10 @@ def test_bad_input(tmp_path, demo_root, capsys):
     assert run.main(tiny_args(tmp_path / "o", str(tmp_path / "empty"))) == 2
     err = capsys.readouterr().err
     assert "empty" in err and ("no images" in err or "Found no valid file" in err)
-    with pytest.raises(SystemExit, match="unknown architecture"):
-        run.main(tiny_args(tmp_path / "o", demo_root, "--arch", "vgg"))
-    with pytest.raises(SystemExit, match="must be a multiple of the batch size"):
-        run.main(tiny_args(tmp_path / "o", demo_root, "--K", "20"))
+    assert run.main(tiny_args(tmp_path / "o", demo_root, "--arch", "vgg")) == 2
+    assert "unknown architecture 'vgg'" in capsys.readouterr().err
+    assert run.main(tiny_args(tmp_path / "o", demo_root, "--K", "20")) == 2
+    assert "K=20 must be a multiple of the batch size 8" in capsys.readouterr().err
     bad = tmp_path / "truncated.pth"
     bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
     assert run.main(tiny_args(tmp_path / "o2", demo_root, "--resume", str(bad))) == 2
@@ -141,7 +141,7 @@ def test_slurm_job_through_submitit(tmp_path, demo_root):
     assert torch.load(job.result(), weights_only=True)["epoch"] == 1
     assert isinstance(slurm.Job(config.from_args(args)).checkpoint().function, slurm.Job)  # requeues itself
     if shutil.which("sbatch") is None:  # no silent local run in place of SLURM
-        with pytest.raises(SystemExit, match="sbatch is not on PATH"):
+        with pytest.raises(config.ConfigError, match="sbatch is not on PATH"):
             slurm.submit(config.from_args(args), args)
 
 
