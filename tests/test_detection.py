@@ -5,10 +5,10 @@ from tests.conftest import config_path
 from transfer.detection import train_net
 
 
-def run(out, demo_root, iters):
+def run(out, demo_root, iters, *opts):
     args = ["--config-file", config_path("detectron2", "coco_R_50_FPN_quick.yaml"), "--data-root", demo_root,
             "--resume", "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", str(iters), "SOLVER.CHECKPOINT_PERIOD", "1",
-            "SOLVER.STEPS", "()", "TEST.PRECISE_BN.ENABLED", "False"]
+            "SOLVER.STEPS", "()", "TEST.PRECISE_BN.ENABLED", "False", *opts]
     return train_net.main(train_net.build_parser().parse_args(args))
 
 
@@ -23,3 +23,23 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, demo_root):
     assert trained == [1, 2] and "Starting training from iteration 2" in (out / "log.txt").read_text()
     assert "bbox" in results  # (no segm entry: detectron2 omits it when no mask was predicted)
     assert json.load(open(out / "final_metrics.json"))["bbox"].keys() >= {"AP", "AP50", "AP75"}
+
+
+def test_weights_that_do_not_fill_the_backbone_stop_the_run(tmp_path, demo_root):
+    import pytest
+    import torchvision
+
+    from converters import to_detectron2
+
+    sd = {k: v for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")}
+    good = to_detectron2.convert("resnet50", sd, "r50")
+    path = str(tmp_path / "no_res4.pkl")
+    to_detectron2.save({k: v for k, v in good.items() if not k.startswith("res4.")}, path)
+    args = ["--config-file", config_path("detectron2", "coco_R_50_FPN_quick.yaml"), "--data-root", demo_root,
+            "--resume", "OUTPUT_DIR", str(tmp_path / "bad"), "MODEL.WEIGHTS", str(path)]
+    with pytest.raises(RuntimeError, match=r"no_res4.pkl: the backbone did not load: \d+ tensors missing .*res4"):
+        train_net.main(train_net.build_parser().parse_args(args))
+    assert not (tmp_path / "bad" / "model_final.pth").exists()  # stopped before training
+    to_detectron2.save(good, path)  # the complete file loads and trains
+    run(tmp_path / "good", demo_root, 1, "MODEL.WEIGHTS", str(path))
+    assert "every pretrained tensor loaded" in (tmp_path / "good" / "log.txt").read_text()

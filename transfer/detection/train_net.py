@@ -11,6 +11,7 @@ process group), the run ends by writing final_metrics.json. Examples:
 import json
 import logging
 import os
+import re
 
 import torch
 from detectron2.config import get_cfg
@@ -22,7 +23,7 @@ from transfer import fingerprint, register
 from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.coco_eval import FastCOCOEvaluator
 
-logger = logging.getLogger("transfer.detection")
+logger = logging.getLogger("detectron2.transfer")  # under detectron2's logger: its handlers, its log.txt
 
 
 class Trainer(DefaultTrainer):
@@ -35,6 +36,33 @@ class Trainer(DefaultTrainer):
                 return FastCOCOEvaluator(dataset_name, output_dir=output_folder)
             return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
         return PascalVOCDetectionEvaluator(dataset_name)
+
+    def resume_or_load(self, resume=True):
+        if (resume and self.checkpointer.has_checkpoint()) or not self.cfg.MODEL.WEIGHTS:
+            return super().resume_or_load(resume)  # this run's own state, or random init
+        # pretrained weights: detectron2's own loading path (matching heuristics), then the check
+        cp, path = self.checkpointer, self.cfg.MODEL.WEIGHTS
+        incompatible = cp._load_model(cp._load_file(path))
+        cp._log_incompatible_keys(incompatible)  # the heads are new: listed, as detectron2 lists them
+        check_backbone_loaded(path, incompatible)
+        logger.info(f"backbone: every pretrained tensor loaded from {path}")
+
+
+# pretrained tensors a converted checkpoint must fill: the ResNet stem and stages, wherever the
+# architecture puts them (C4: backbone + roi_heads.res5; FPN: backbone.bottom_up)
+PRETRAINED = re.compile(r"^(backbone\.(bottom_up\.)?|roi_heads\.)(stem|res[2-5])\.")
+
+
+def check_backbone_loaded(path, incompatible):
+    """detectron2 only logs the tensors it could not load, then trains from random init (a wrong
+    prefix loads nothing: detectron2#5412, mmselfsup#89). Stop instead."""
+    missing = [k for k in incompatible.missing_keys if PRETRAINED.match(k)
+               and not k.startswith("roi_heads.res5.norm.")  # the protocol's extra norm is new
+               and not k.endswith("num_batches_tracked")]
+    wrong = [k for k, *_ in incompatible.incorrect_shapes if PRETRAINED.match(k)]
+    if missing or wrong:
+        raise RuntimeError(f"{path}: the backbone did not load: {len(missing)} tensors missing (e.g. {missing[:2]}), "
+                           f"{len(wrong)} with other shapes (e.g. {wrong[:2]}); convert it with converters/to_detectron2.py")
 
 
 def adapt_to_world(cfg, world_size):
