@@ -125,7 +125,7 @@ def color_jitter(rng, img, strengths):
 SOLARIZE = np.where(np.arange(256) < 128, np.arange(256), 255 - np.arange(256)).astype(np.uint8)
 
 
-def fast_view(rng, img, crop, jitter, blur_p, solarize_p):
+def fast_view(rng, img, jitter, blur_p, solarize_p):
     if rng.random() < 0.8:
         img = color_jitter(rng, img, jitter)
     if rng.random() < 0.2:
@@ -152,7 +152,7 @@ class FastTwoCrops:
             # area averaging when shrinking matches PIL's antialiased bilinear; linear when enlarging
             interp = cv2.INTER_AREA if cw > self.crop and ch > self.crop else cv2.INTER_LINEAR
             img = cv2.resize(arr[y:y + ch, x:x + cw], (self.crop, self.crop), interpolation=interp)
-            out.append(fast_view(rng, img, self.crop, **view))
+            out.append(fast_view(rng, img, **view))
         return out
 
 

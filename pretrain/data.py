@@ -35,7 +35,7 @@ def image_folder(root):
 
 class TwoCropDataset(torch.utils.data.Dataset):
     def __init__(self, root, cfg):
-        self.samples, self.classes = image_folder(root)
+        self.samples, _ = image_folder(root)
         self.transform = two_crop_transform(cfg.method, cfg.crop, cfg.crop_min, cfg.aug)
         self.seed = cfg.seed
 

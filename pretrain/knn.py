@@ -1,8 +1,8 @@
 """Weighted kNN accuracy of the backbone's features (InstDisc/DINO monitor: k=20, T=0.07).
 
 A cheap signal that pretraining learns something, where a labelled held-out split exists. The
-memory bank is a fixed, class-balanced subset of the training set so that the check stays fast
-on ImageNet.
+memory bank is a fixed random subset of the training set (10k images) so that the check stays
+fast on ImageNet.
 """
 import torch
 import torch.nn as nn
