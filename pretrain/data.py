@@ -9,28 +9,9 @@ import os
 import cv2
 import numpy as np
 import torch
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from mocodata.validate import DataError, image_folder
 from pretrain.augment import two_crop_transform
-
-
-class DataError(ValueError):
-    """Bad input (data, or a checkpoint to resume from); the message names the folder or file.
-    run.py exits 2 with it."""
-
-
-def image_folder(root):
-    """[(path, class index)] of an ImageFolder, or a DataError that says what is wrong."""
-    if not os.path.isdir(root):
-        raise DataError(f"{root}: missing data folder (expected <root>/<class>/<image>.jpg)")
-    try:
-        classes, idx = find_classes(root)
-        samples = make_dataset(root, idx, extensions=IMG_EXTENSIONS)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise DataError(f"{root}: {e}") from None
-    if not samples:
-        raise DataError(f"{root}: no images in its class folders ({', '.join(IMG_EXTENSIONS)})")
-    return samples, classes
 
 
 class TwoCropDataset(torch.utils.data.Dataset):
@@ -49,7 +30,7 @@ class TwoCropDataset(torch.utils.data.Dataset):
         try:
             return tuple(self.transform(path, rng))
         except (OSError, ValueError, cv2.error) as e:
-            raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e})") from None
+            raise DataError(path, f"unreadable image ({type(e).__name__}: {e})") from None
 
 
 class ResumableSampler(torch.utils.data.Sampler):
@@ -80,9 +61,9 @@ def worker_init(_):
 def two_crop_loader(root, cfg, rank=0, world=1):
     ds = TwoCropDataset(root, cfg)
     if cfg.batch_size % world:
-        raise DataError(f"batch size {cfg.batch_size} is not divisible by {world} processes")
+        raise DataError("--batch-size", f"{cfg.batch_size} is not divisible by {world} processes")
     if len(ds) < cfg.batch_size:
-        raise DataError(f"{root}: {len(ds)} images, fewer than one batch of {cfg.batch_size}")
+        raise DataError(root, f"{len(ds)} images, fewer than one batch of {cfg.batch_size}")
     sampler = ResumableSampler(len(ds), cfg.batch_size // world, cfg.seed, rank, world)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size // world, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=True, worker_init_fn=worker_init,

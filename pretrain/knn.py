@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision import transforms as T
 
 from pretrain.augment import MEAN, STD
-from pretrain.data import image_folder
+from mocodata.validate import image_folder
 
 
 def backbone_features(encoder, x):

@@ -86,8 +86,8 @@ def load_resume(path, cfg, model, opt, health):
         health.state.update(ck.get("health", {}))
         changed = config_changes(ck.get("config", {}), cfg)
     except Exception as e:
-        raise data.DataError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:300]})") from None
+        raise data.DataError(path, f"cannot resume from this checkpoint ({type(e).__name__}: "
+                                   f"{str(e).splitlines()[0][:300]})") from None
     if changed:
         logger.warning(f"resuming {path} with a different recipe: {'; '.join(changed)}")
     return ck["epoch"], ck.get("iter", 0)
@@ -131,7 +131,7 @@ def wrap(model, cfg, world, device):
 
 def train(cfg, resume=""):
     """Runs (or continues) a pretraining run; returns the checkpoint path."""
-    from transfer.data import default_demo_root, make_demo
+    from mocodata.builtin import default_demo_root, make_demo
 
     config.check(cfg)
     rank, world, device = setup_distributed()
@@ -201,7 +201,7 @@ def main(argv=None):
         if args.slurm:
             from pretrain import slurm
 
-            slurm.submit(cfg, args)
+            slurm.submit(cfg, args, train)
             return 0
         print(f"checkpoint: {train(cfg, args.resume)}")
     except (config.ConfigError, data.DataError) as e:

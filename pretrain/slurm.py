@@ -9,18 +9,19 @@ from pretrain.config import ConfigError
 
 
 class Job:
-    def __init__(self, cfg):
-        self.cfg = cfg
+    """Runs train(cfg) on each task; `train` is passed in (pretrain.run.train), so this module
+    does not import the one that imports it."""
+
+    def __init__(self, cfg, train):
+        self.cfg, self.train = cfg, train
 
     def __call__(self):
-        from pretrain import run
-
         # RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT from SLURM's variables, as torchrun sets them
         submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        return run.train(self.cfg)
+        return self.train(self.cfg)
 
     def checkpoint(self):
-        return submitit.helpers.DelayedSubmission(Job(self.cfg))
+        return submitit.helpers.DelayedSubmission(Job(self.cfg, self.train))
 
 
 def executor(cfg, args, cluster=None):
@@ -34,7 +35,7 @@ def executor(cfg, args, cluster=None):
     return ex
 
 
-def submit(cfg, args, cluster=None):
-    job = executor(cfg, args, cluster).submit(Job(cfg))
+def submit(cfg, args, train, cluster=None):
+    job = executor(cfg, args, cluster).submit(Job(cfg, train))
     print(f"submitted job {job.job_id}: logs in {os.path.join(cfg.out, 'slurm', str(job.job_id))}")
     return job

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from transfer.data import DemoSizes, make_demo
+from mocodata.builtin import DemoSizes, make_demo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from transfer import data, register, report, validate
+from mocodata import __main__ as cli
+from mocodata import builtin as data
+from mocodata import register, validate
+from transfer import report
 
 
 def test_generation_is_deterministic_and_cached(tmp_path):
@@ -238,12 +241,12 @@ def test_defect_is_named(defect, demo_root, tmp_path, capsys):
         validate.check_task(task, str(root))
     assert filename in str(e.value) and problem in str(e.value)
     # the CLI: a non-zero exit and the same message
-    assert data.main(["check", str(root), "--task", task]) == 2
+    assert cli.main(["check", str(root), "--task", task]) == 2
     assert problem in capsys.readouterr().err
 
 
 def test_checking_a_real_sized_set_shows_progress(capsys):
-    from transfer import validate
+    from mocodata import validate
 
     assert list(validate.progress(list(range(2500)), "COCO train2017")) == list(range(2500))
     assert "checking COCO train2017" in capsys.readouterr().err

@@ -136,13 +136,13 @@ def test_slurm_job_through_submitit(tmp_path, demo_root):
 
     args = config.parser().parse_args(tiny_args(tmp_path, demo_root, "--epochs", "1", "--knn-every", "0",
                                                  "--gpus-per-node", "1"))
-    job = slurm.submit(config.from_args(args), args, cluster="debug")  # in-process stand-in for sbatch
+    job = slurm.submit(config.from_args(args), args, run.train, cluster="debug")  # in-process stand-in for sbatch
     assert job.result() == str(tmp_path / "checkpoint.pth")
     assert torch.load(job.result(), weights_only=True)["epoch"] == 1
-    assert isinstance(slurm.Job(config.from_args(args)).checkpoint().function, slurm.Job)  # requeues itself
+    assert isinstance(slurm.Job(config.from_args(args), run.train).checkpoint().function, slurm.Job)  # requeues itself
     if shutil.which("sbatch") is None:  # no silent local run in place of SLURM
         with pytest.raises(config.ConfigError, match="sbatch is not on PATH"):
-            slurm.submit(config.from_args(args), args)
+            slurm.submit(config.from_args(args), args, run.train)
 
 
 def test_augmentation_is_a_function_of_seed_epoch_index(demo_root):

@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from transfer.data import DemoSizes, make_demo  # noqa: E402
+from mocodata.builtin import DemoSizes, make_demo  # noqa: E402
 from transfer.detection.coco_eval import evaluate_both, imperfect_results  # noqa: E402
 
 

@@ -19,7 +19,8 @@ import time
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from transfer import data, register, report, validate  # noqa: E402
+from mocodata import builtin, register, validate  # noqa: E402
+from transfer import report  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = {  # task: (full protocol, fewer-GPU variant, quick variant for the built-in data)
@@ -206,7 +207,7 @@ def main(argv=None):
     root = register.data_root(args.data)
     builtin = root is None
     if builtin:
-        root = data.make_demo(data.default_demo_root())
+        root = builtin.make_demo(builtin.default_demo_root())
         print(f"no data root given: using the built-in sets in {root}")
     try:
         for task in tasks:

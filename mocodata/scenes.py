@@ -6,12 +6,7 @@ numpy from a `np.random.Generator`, so a seed fixes every pixel.
 """
 import numpy as np
 
-# PASCAL VOC's 20 classes, in the order detectron2 and mmseg use.
-CLASSES = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-)
+from mocodata.classes import VOC_CLASSES as CLASSES
 SHAPES = ("box", "disc", "triangle", "diamond", "cross")
 COLOURS = np.array([[220, 40, 40], [40, 180, 60], [50, 80, 220], [230, 200, 40]], np.float32)
 

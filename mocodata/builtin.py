@@ -1,7 +1,7 @@
 """Built-in data sets, written in exactly the on-disk formats of the real ones.
 
-    python -m transfer.data make-demo OUT/ [--seed 0] [--scale 1.0]
-    python -m transfer.data check ROOT [--task voc|coco|seg|imagenet]
+    python -m mocodata make-demo OUT/ [--seed 0] [--scale 1.0]
+    python -m mocodata check ROOT [--task voc|coco|seg|imagenet]
 
 Layout under OUT/ (the same layout a user's real data root has; see README):
     VOC2007/, VOC2012/       Annotations/*.xml, JPEGImages/*.jpg, ImageSets/Main/*.txt
@@ -12,11 +12,9 @@ Layout under OUT/ (the same layout a user's real data root has; see README):
 Generation is deterministic from the seed; a finished set is cached and re-used when its
 parameters match (OUT/params.json is written last).
 """
-import argparse
 import json
 import os
 import shutil
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 
@@ -24,8 +22,8 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_util
 
-from transfer import scenes
-from transfer.scenes import CLASSES
+from mocodata import scenes
+from mocodata.classes import VOC_CLASSES as CLASSES
 
 
 @dataclass
@@ -73,7 +71,7 @@ def save_label_png(path, label):
     im.save(path)
 
 
-def image_size(rng, sizes):
+def random_size(rng, sizes):
     return [int(v) for v in rng.integers(sizes.image_min, sizes.image_max + 1, 2)]
 
 
@@ -108,7 +106,7 @@ def write_voc_detection(root, year, splits, sizes, rng):
     for split, n in splits.items():
         ids = [f"{year}_{split}_{i:06d}" for i in range(n)]
         for i, image_id in enumerate(ids):
-            h, w = image_size(rng, sizes)
+            h, w = random_size(rng, sizes)
             img, objects = scenes.draw_scene(rng, h, w, first_label=i % len(CLASSES))
             Image.fromarray(img).save(os.path.join(base, "JPEGImages", image_id + ".jpg"), quality=92)
             voc_xml(image_id, f"VOC{year}", h, w, objects, rng).write(
@@ -161,7 +159,7 @@ def write_coco(root, sizes, rng):
         images, anns = [], []
         for i in range(n):
             image_id = (1 if split == "train2017" else 100000) + i
-            h, w = image_size(rng, sizes)
+            h, w = random_size(rng, sizes)
             img, objects = scenes.draw_scene(rng, h, w, first_label=i % len(CLASSES))
             name = f"{image_id:012d}.jpg"
             Image.fromarray(img).save(os.path.join(base, split, name), quality=92)
@@ -198,7 +196,7 @@ def write_voc_segmentation(root, sizes, rng):
         ids = [f"2012_seg{split}_{i:06d}" for i in range(n)]
         label_dir = "SegmentationClassAug" if split == "aug" else "SegmentationClass"
         for i, image_id in enumerate(ids):
-            h, w = image_size(rng, sizes)
+            h, w = random_size(rng, sizes)
             img, objects = scenes.draw_scene(rng, h, w, first_label=i % len(CLASSES))
             Image.fromarray(img).save(os.path.join(base, "JPEGImages", image_id + ".jpg"), quality=92)
             save_label_png(os.path.join(base, label_dir, image_id + ".png"), seg_label(h, w, objects))
@@ -241,34 +239,3 @@ def make_demo(out, sizes=None):
 def default_demo_root():
     return os.environ.get("MOCO_DEMO_DATA", os.path.join(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))), ".cache", "demo-data"))
-
-
-def main(argv=None):
-    from transfer import validate
-
-    parser = argparse.ArgumentParser(prog="python -m transfer.data", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    mk = sub.add_parser("make-demo", help="write the built-in data sets")
-    mk.add_argument("out", nargs="?", default=default_demo_root())
-    mk.add_argument("--seed", type=int, default=0)
-    mk.add_argument("--scale", type=float, default=1.0, help="multiply every split's size")
-    ck = sub.add_parser("check", help="validate a data root before training")
-    ck.add_argument("root")
-    ck.add_argument("--task", choices=["voc", "coco", "seg", "imagenet", "all"], default="all")
-    args = parser.parse_args(argv)
-    if args.cmd == "make-demo":
-        out = make_demo(args.out, DemoSizes(seed=args.seed).scaled(args.scale))
-        print(f"built-in data sets ready in {out}")
-        return 0
-    try:
-        for task in (["voc", "coco", "seg", "imagenet"] if args.task == "all" else [args.task]):
-            n = validate.check_task(task, args.root)
-            print(f"{task}: {n} images ok")
-    except validate.DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

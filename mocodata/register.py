@@ -6,7 +6,7 @@ The real VOC/COCO sets and the built-in ones go through the same code: only the 
 """
 import os
 
-from transfer.scenes import CLASSES
+from mocodata.classes import VOC_CLASSES as CLASSES
 
 VOC_SPLITS = {  # name: (year folder, split, year)
     "voc_2007_trainval": ("VOC2007", "trainval", 2007),

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 from PIL import Image
 
-from transfer.scenes import CLASSES
+from mocodata.classes import VOC_CLASSES as CLASSES
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -140,6 +140,22 @@ def check_voc_seg(dirname, splits=("train", "aug", "val")):
                 raise DataError(label_path, f"label map size {image_size(label_path)} differs from its image's {img_size}")
         n += len(ids)
     return n
+
+
+def image_folder(root):
+    """([(path, class index)], classes) of an ImageFolder, or a DataError that says what is wrong."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    if not os.path.isdir(root):
+        raise DataError(root, "missing data folder (expected <root>/<class>/<image>.jpg)")
+    try:
+        classes, idx = find_classes(root)
+        samples = make_dataset(root, idx, extensions=IMG_EXTENSIONS)
+    except (FileNotFoundError, RuntimeError) as e:
+        raise DataError(root, str(e)) from None
+    if not samples:
+        raise DataError(root, f"no images in its class folders ({', '.join(IMG_EXTENSIONS)})")
+    return samples, classes
 
 
 def check_imagefolder(root):
