@@ -19,14 +19,14 @@ def main(argv=None):
     mk.add_argument("--scale", type=float, default=1.0, help="multiply every split's size")
     ck = sub.add_parser("check", help="validate a data root before training")
     ck.add_argument("root")
-    ck.add_argument("--task", choices=["voc", "coco", "seg", "imagenet", "all"], default="all")
+    ck.add_argument("--task", choices=[*validate.CHECKS, "all"], default="all")
     args = parser.parse_args(argv)
     if args.cmd == "make-demo":
         out = make_demo(args.out, DemoSizes(seed=args.seed).scaled(args.scale))
         print(f"built-in data sets ready in {out}")
         return 0
     try:
-        for task in (["voc", "coco", "seg", "imagenet"] if args.task == "all" else [args.task]):
+        for task in (list(validate.CHECKS) if args.task == "all" else [args.task]):
             n = validate.check_task(task, args.root)
             print(f"{task}: {n} images ok")
     except validate.DataError as e:

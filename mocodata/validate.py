@@ -171,19 +171,30 @@ def check_imagefolder(root):
     return len(files)
 
 
+def check_voc(root):
+    return (check_voc_split(os.path.join(root, "VOC2007"), "trainval")
+            + check_voc_split(os.path.join(root, "VOC2012"), "trainval")
+            + check_voc_split(os.path.join(root, "VOC2007"), "test"))
+
+
+def check_coco_root(root):
+    coco = os.path.join(root, "coco")
+    return sum(check_coco(os.path.join(coco, "annotations", f"instances_{s}.json"), os.path.join(coco, s))
+               for s in ("train2017", "val2017"))
+
+
+# data check name (transfer.protocols.Protocol.data) -> the check of what it reads under the root
+CHECKS = {
+    "voc": check_voc,
+    "coco": check_coco_root,
+    "seg": lambda root: check_voc_seg(os.path.join(root, "VOC2012")),
+    "imagenet": lambda root: check_imagefolder(os.path.join(root, "imagenet", "train")),
+}
+
+
 def check_task(task, root):
     """Validates what `task` reads under the data root; returns the number of images."""
     need_dir(root, "data root")
-    if task == "voc":
-        return (check_voc_split(os.path.join(root, "VOC2007"), "trainval")
-                + check_voc_split(os.path.join(root, "VOC2012"), "trainval")
-                + check_voc_split(os.path.join(root, "VOC2007"), "test"))
-    if task == "coco":
-        coco = os.path.join(root, "coco")
-        return sum(check_coco(os.path.join(coco, "annotations", f"instances_{s}.json"), os.path.join(coco, s))
-                   for s in ("train2017", "val2017"))
-    if task == "seg":
-        return check_voc_seg(os.path.join(root, "VOC2012"))
-    if task == "imagenet":
-        return check_imagefolder(os.path.join(root, "imagenet", "train"))
-    raise ValueError(f"unknown task '{task}'")
+    if task not in CHECKS:
+        raise ValueError(f"unknown data check '{task}' (one of {', '.join(CHECKS)})")
+    return CHECKS[task](root)
