@@ -25,6 +25,7 @@ setup(
         "mmsegmentation==1.2.2",
         "ftfy",  # imported by mmseg, not declared by it
         "regex",  # imported by mmseg, not declared by it
+        "mmpretrain==1.2.0",
         "detectron2==0.6",
         "submitit",
         "tensorboard",
