@@ -31,6 +31,7 @@ setup(
         "tensorboard",
         "tqdm",
         "matplotlib",
+        "scikit-learn",  # VOC07 SVMs (LinearSVC, cross_val_score) as the reference tools
     ],
     extras_require={"test": ["pytest", "pytest-timeout"]},
 )
