@@ -1,4 +1,8 @@
-"""What both converter CLIs share: arguments, the report, atomic writes, exit code 2 on refusal."""
+"""What both converter CLIs share: arguments, output checks, the report, atomic writes, exit 2.
+
+Every refusal happens before anything is written: the output path is checked first (never the
+input itself, never a folder, a writable parent), then the checkpoint is read and checked whole.
+"""
 import argparse
 import os
 import sys
@@ -6,50 +10,117 @@ import tempfile
 
 from converters.sources import SOURCES, ConversionError, read_backbone
 
+ARCHS = ["auto", "resnet50", "vit", "vit_small", "vit_base", "vit_large", "vit_huge"]
+
 
 def parser(description, default_suffix):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("checkpoint")
     p.add_argument("-o", "--output", help=f"output path (default: checkpoint name + {default_suffix})")
     p.add_argument("--source", default="auto", choices=["auto", *SOURCES], help="checkpoint layout")
-    p.add_argument("--arch", default="auto", choices=["auto", "resnet50", "vit"], help="expected backbone")
+    p.add_argument("--arch", default="auto", choices=ARCHS, help="expected backbone ('vit': any ViT size)")
+    p.add_argument("--num-heads", type=int, default=None,
+                   help="ViT head count, when the checkpoint does not record it (recorded in the output)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickles that run code when loaded (old files)")
     return p
 
 
+def check_output(out, checkpoint, force, suffix=None):
+    """Refuse an output that would clobber the input, a folder, or that cannot be written."""
+    if not out:
+        raise ConversionError("-o/--output: empty path; give a file name")
+    if os.path.isdir(out):
+        raise ConversionError(f"{out}: is a directory; give a file name for the output")
+    if os.path.exists(out) and os.path.exists(checkpoint) and os.path.samefile(out, checkpoint):
+        raise ConversionError(f"{out}: is the input checkpoint itself (same file, maybe through a link); "
+                              "write the output elsewhere")
+    if os.path.lexists(out) and not force:
+        raise ConversionError(f"{out}: output exists; pass --force to overwrite")
+    if suffix and not out.endswith(suffix):
+        raise ConversionError(f"{out}: the output must end in {suffix} (the target framework reads the format by name)")
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):  # folders still to create: the first existing one decides
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConversionError(f"{out}: {parent} is a file, not a folder; choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConversionError(f"{out}: cannot write into {parent} (read-only or no permission)")
+
+
 def atomic_write(path, write):
     """write(tmp_path) then rename: a killed run never leaves a half-written output."""
     d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(fd)
+    tmp = None
     try:
+        os.makedirs(d, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+        os.close(fd)
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
         os.replace(tmp, path)
+    except OSError as e:
+        raise ConversionError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.remove(tmp)
 
 
-def run(argv, description, suffix, convert, save):
-    """convert(arch, state_dict, path) -> (converted, notes); save(converted, tmp_path)."""
+def settle_heads(report, given, path):
+    """The head count: the checkpoint's, or --num-heads when it records none; a conflict stops."""
+    if given is None:
+        return
+    if "vit" not in report:
+        raise ConversionError(f"--num-heads: {path} holds a {report['arch']}, not a ViT; drop the flag")
+    width, recorded = report["vit"]["width"], report["num_heads"]
+    if given < 1 or width % given:
+        raise ConversionError(f"--num-heads {given}: must divide the width {width} of {path}")
+    if recorded is not None and recorded != given:
+        raise ConversionError(f"--num-heads {given}: {path} says {recorded} ({report['num_heads_from']}); "
+                              "drop the flag or fix the checkpoint")
+    report["num_heads"], report["num_heads_from"] = given, "--num-heads"
+
+
+def describe(arch, report):
+    if "vit" not in report:
+        return arch
+    v = report["vit"]
+    heads = (f"num_heads {report['num_heads']} from {report['num_heads_from']}" if report["num_heads"]
+             else f"num_heads {report['num_heads_from']}")
+    return f"{arch} ({v['depth']} blocks x {v['width']}, patch {v['patch']}, {v['grid']}x{v['grid']} grid, {heads})"
+
+
+def run(argv, description, suffix, convert, save, required_suffix=None, hint=None):
+    """convert(arch, state_dict, path) -> converted; save(converted, tmp_path, meta);
+    hint(report) -> a line saying how the target framework must build the backbone."""
     args = parser(description, suffix).parse_args(argv)
-    out = args.output or os.path.splitext(args.checkpoint)[0] + suffix
+    out = os.path.splitext(args.checkpoint)[0] + suffix if args.output is None else args.output
     try:
-        if os.path.exists(out) and not args.force:
-            raise ConversionError(f"{out}: output exists; pass --force to overwrite")
+        check_output(out, args.checkpoint, args.force, required_suffix)
         arch, sd, report = read_backbone(args.checkpoint, args.source, args.trust_pickle)
-        if args.arch != "auto" and arch != args.arch:
+        wanted = args.arch in ("auto", arch) or (args.arch == "vit" and arch.startswith("vit"))
+        if not wanted:
             raise ConversionError(f"{args.checkpoint}: holds a {arch} backbone, but --arch {args.arch} was asked for")
+        settle_heads(report, args.num_heads, args.checkpoint)
         converted = convert(arch, sd, args.checkpoint)
-        atomic_write(out, lambda tmp: save(converted, tmp))
+        meta = {"arch": arch, "source": report["source"], "num_heads": report.get("num_heads")}
+        atomic_write(out, lambda tmp: save(converted, tmp, meta))
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    how = "detected" if report["auto_detected"] else "given"
-    n_params = sum(int(v.numel()) for v in sd.values())
-    print(f"source {report['source']} ({how}), {arch}: {len(converted)} tensors, {n_params / 1e6:.2f}M parameters "
-          f"converted; {report['dropped']} tensors dropped by rule ({', '.join(report['dropped_prefixes']) or 'none'})")
+    print_report(arch, report, sd, converted, hint)
     print(f"wrote {out}")
     return 0
+
+
+def print_report(arch, report, sd, converted, hint):
+    how = "detected" if report["auto_detected"] else "given"
+    n_params = sum(int(v.numel()) for v in sd.values())
+    print(f"source {report['source']} ({how}), {describe(arch, report)}: {len(converted)} tensors, "
+          f"{n_params / 1e6:.2f}M parameters ({'/'.join(report['dtypes'])}) converted; {report['dropped']} "
+          f"tensors dropped by rule ({', '.join(report['dropped_prefixes']) or 'none'})")
+    for note in report["notes"] + ([hint(report)] if hint else []):
+        if note:
+            print(f"  {note}")

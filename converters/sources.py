@@ -4,8 +4,11 @@
 
 Layouts (PROTOCOLS.md section 1): ours and official MoCo v1/v2 (`module.encoder_q.*`), official
 MoCo v3 ResNet and ViT (`module.base_encoder.*`), mmselfsup/mmpretrain full models and extracted
-backbones (`backbone.*` or bare), torchvision ResNet-50 and timm ViT state dicts. Every key is
-either kept, or dropped by a named rule; anything else is an error, never a silent skip.
+backbones (`backbone.*` or bare), torchvision ResNet-50 and timm ViT state dicts (any ViT size: the
+report names it, vit_small / vit_base / vit_large, and the head count where the source records
+it). Wrapper prefixes (torch.compile's `_orig_mod.`, a bare DataParallel `module.`) are removed by
+rule and reported. Every key is either kept, or dropped by a named rule; anything else, a file
+that is not a checkpoint, or NaN/Inf weights, is an error naming the file, never a silent skip.
 """
 import os
 import pickle
@@ -13,6 +16,9 @@ import re
 import zipfile
 
 import torch
+
+from converters.safe_pickle import detectron2_kind, read_numpy_pickle
+from converters.vit_layout import check_vit, heads_from, is_vit, to_timm_vit, vit_arch, vit_shape
 
 
 class ConversionError(ValueError):
@@ -33,8 +39,11 @@ HEADS = ("fc.", "head.", "heads.", "head_dist.", "fc_norm.")  # classifier/proje
 
 def load_checkpoint(path, trust_pickle=False):
     """torch.load with weights_only=True; every failure becomes a ConversionError naming `path`."""
-    if not os.path.isfile(path):
-        raise ConversionError(f"{path}: no such file")
+    check_readable(path)
+    kind = detectron2_kind(read_numpy_pickle(path))
+    if kind:
+        raise ConversionError(f"{path}: this is already {kind} weights (converted: numpy arrays under "
+                              "'model'), not a pretraining checkpoint; give the pretraining checkpoint instead")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
@@ -45,6 +54,19 @@ def load_checkpoint(path, trust_pickle=False):
     except Exception as e:  # torch/pickle raise many types for bytes that are not a checkpoint
         kind = "truncated or corrupted" if zipfile.is_zipfile(path) or "EOF" in repr(e) else "not a PyTorch checkpoint"
         raise ConversionError(f"{path}: {kind} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
+def check_readable(path):
+    if not os.path.lexists(path):
+        raise ConversionError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ConversionError(f"{path}: is a directory, not a checkpoint file; give the checkpoint file inside it")
+    if not os.path.isfile(path):
+        raise ConversionError(f"{path}: not a regular file (a broken link, a pipe or a device); give a checkpoint file")
+    if not os.access(path, os.R_OK):
+        raise ConversionError(f"{path}: cannot be read (permission denied)")
+    if os.path.getsize(path) == 0:
+        raise ConversionError(f"{path}: empty file (0 bytes): the copy or download did not finish")
 
 
 def tensors_of(obj, path):
@@ -59,6 +81,30 @@ def tensors_of(obj, path):
     if not sd:
         raise ConversionError(f"{path}: the checkpoint holds no tensors")
     return sd
+
+
+def normalise_keys(sd, path):
+    """Wrappers that only add a prefix, removed by explicit rule and reported: torch.compile's
+    `_orig_mod.` (a whole dotted component, wherever it sits) and a bare DataParallel/DDP dict
+    (every key under `module.`, but none under a MoCo encoder we know)."""
+    notes = []
+    n = sum(1 for k in sd if re.search(r"(^|\.)_orig_mod\.", k))
+    if n:
+        sd = rename(sd, lambda k: re.sub(r"(^|\.)_orig_mod\.", r"\1", k), path)
+        notes.append(f"removed torch.compile's '_orig_mod.' from {n} keys")
+    moco = tuple(p for p, _ in SOURCES.values() if p.startswith("module."))
+    if all(k.startswith("module.") for k in sd) and not any(k.startswith(moco) for k in sd):
+        sd = rename(sd, lambda k: k[len("module."):], path)
+        notes.append(f"removed DataParallel's leading 'module.' from all {len(sd)} keys")
+    return sd, notes
+
+
+def rename(sd, fn, path):
+    out = {fn(k): v for k, v in sd.items()}
+    if len(out) != len(sd):
+        raise ConversionError(f"{path}: removing a wrapper prefix makes two keys the same; the file mixes "
+                              "wrapped and unwrapped copies of the model")
+    return out
 
 
 def detect_source(sd, obj=None):
@@ -104,29 +150,12 @@ def split_encoder(sd, source, path):
     return encoder, dropped
 
 
-MMPRETRAIN_VIT = [  # mmpretrain VisionTransformer -> timm names
-    (r"^patch_embed\.projection\.", "patch_embed.proj."),
-    (r"^layers\.(\d+)\.ln1\.", r"blocks.\1.norm1."),
-    (r"^layers\.(\d+)\.ln2\.", r"blocks.\1.norm2."),
-    (r"^layers\.(\d+)\.ffn\.layers\.0\.0\.", r"blocks.\1.mlp.fc1."),
-    (r"^layers\.(\d+)\.ffn\.layers\.1\.", r"blocks.\1.mlp.fc2."),
-    (r"^layers\.(\d+)\.attn\.", r"blocks.\1.attn."),
-    (r"^ln1\.", "norm."),
-]
-
-
-def to_timm_vit(sd):
-    out = {}
-    for k, v in sd.items():
-        for pattern, repl in MMPRETRAIN_VIT:
-            k = re.sub(pattern, repl, k)
-        out[k] = v
-    return out
-
-
 def arch_of(encoder):
-    if "patch_embed.proj.weight" in encoder or "patch_embed.projection.weight" in encoder:
-        return "vit"
+    """'resnet50', a ViT size name ('vit_small', 'vit_base', 'vit_large', 'vit_huge', 'vit' for
+    other sizes), or None."""
+    if is_vit(encoder):
+        shape = vit_shape(encoder)
+        return vit_arch(shape) if shape else "vit"
     if "conv1.weight" in encoder and "layer4.0.conv1.weight" in encoder:
         return "resnet50"
     return None
@@ -145,10 +174,37 @@ def check_resnet50(sd, path):
                               f"{len(extra)} unexpected (e.g. {extra[:2]}), shape mismatches {wrong[:2]}")
 
 
+def check_finite(sd, path):
+    """NaN/Inf weights load without a word downstream and surface later as 'diverged'."""
+    bad = [(k, int((~torch.isfinite(v)).sum()), v.numel()) for k, v in sd.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        k, n, total = bad[0]
+        raise ConversionError(f"{path}: {len(bad)} tensors hold NaN or Inf values (first: {k}, {n} of {total} "
+                              "values): the pretraining diverged or the file is damaged; convert an earlier checkpoint")
+
+
+def check_not_ours(obj, path):
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    if isinstance(meta, dict) and meta.get("author") == "moco-transfer":
+        raise ConversionError(f"{path}: this is already MMSegmentation weights (written by converters/to_mmseg.py); "
+                              "give the pretraining checkpoint instead")
+
+
+def describe(arch, encoder, obj):
+    """The architecture facts of the report: ViT size and head count (with where it came from)."""
+    if arch == "resnet50":
+        return {}
+    shape = vit_shape(encoder)
+    heads, where = heads_from(obj, shape)
+    return {"vit": shape, "num_heads": heads, "num_heads_from": where}
+
+
 def read_backbone(path, source="auto", trust_pickle=False):
     """Returns (arch, backbone state dict in torchvision/timm names, report dict)."""
     obj = load_checkpoint(path, trust_pickle)
-    sd = tensors_of(obj, path)
+    check_not_ours(obj, path)
+    sd, notes = normalise_keys(tensors_of(obj, path), path)
     detected = detect_source(sd, obj) if source == "auto" else source
     if detected not in SOURCES:
         raise ConversionError(f"{path}: unrecognised checkpoint layout (first keys: {list(sd)[:4]}); "
@@ -162,6 +218,17 @@ def read_backbone(path, source="auto", trust_pickle=False):
                               f"(keys: {list(encoder)[:4]})")
     if arch == "resnet50":
         check_resnet50(encoder, path)
-    report = {"source": detected, "auto_detected": source == "auto", "arch": arch,
-              "tensors_in": len(sd), "dropped": len(dropped), "dropped_prefixes": sorted({d.split(".")[0 if not d.startswith("module.") else 1] for d in dropped})}
+    else:
+        check_vit(encoder, path)
+    check_finite(encoder, path)
+    report = {"source": detected, "auto_detected": source == "auto", "arch": arch, "tensors_in": len(sd),
+              "dropped": len(dropped), "dropped_prefixes": sorted({prefix_of(d) for d in dropped}), "notes": notes,
+              "dtypes": sorted({str(v.dtype).replace("torch.", "") for v in encoder.values()}),
+              **describe(arch, encoder, obj)}
     return arch, encoder, report
+
+
+def prefix_of(key):
+    """'momentum_encoder', 'queue', 'encoder_q.fc', 'neck': what a dropped key belonged to."""
+    parts = key.split(".")[1:] if key.startswith("module.") else key.split(".")
+    return ".".join(parts[:2]) if parts[0] in ("encoder_q", "base_encoder", "backbone") and len(parts) > 2 else parts[0]

@@ -10,6 +10,8 @@ import pickle
 import re
 import sys
 
+import torch
+
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, __file__.rsplit("/converters/", 1)[0])
 
@@ -24,13 +26,19 @@ RESNET_RULES = [  # applied in order to torchvision names
 ]
 
 
+def to_numpy(v):
+    # numpy has no bfloat16; float32 holds every bf16 value exactly
+    v = v.detach().cpu()
+    return (v.float() if v.dtype == torch.bfloat16 else v).numpy()
+
+
 def resnet_to_detectron2(sd):
     out = {}
     for k, v in sd.items():
         name = k if k.startswith("layer") else "stem." + k
         for pattern, repl in RESNET_RULES:
             name = re.sub(pattern, repl, name)
-        out[name] = v.detach().cpu().numpy()
+        out[name] = to_numpy(v)
     return out
 
 
@@ -41,7 +49,7 @@ def vit_to_vitdet(sd):
     for k, v in sd.items():
         if k == "cls_token" or k.startswith("norm."):
             continue
-        out["backbone.net." + k] = v.detach().cpu().numpy()
+        out["backbone.net." + k] = to_numpy(v)
     return out
 
 
@@ -52,14 +60,25 @@ def convert(arch, sd, path=""):
     return out
 
 
-def save(model, path):
-    # __author__ stops detectron2 from treating the file as a Caffe2 pickle (which renames '_')
+def save(model, path, meta=None):
+    # __author__ stops detectron2 from treating the file as a Caffe2 pickle (which renames '_');
+    # the checkpointer ignores other keys, so 'meta' (arch, num_heads) travels along for people
     with open(path, "wb") as f:
-        pickle.dump({"model": model, "__author__": "moco-transfer", "matching_heuristics": True}, f)
+        pickle.dump({"model": model, "__author__": "moco-transfer", "matching_heuristics": True,
+                     "meta": dict(meta or {})}, f)
+
+
+def hint(report):
+    notes = ["bfloat16 tensors stored as float32 (numpy has no bfloat16; exact)"] if "bfloat16" in report["dtypes"] else []
+    if "vit" in report:
+        v = report["vit"]
+        notes.append(f"ViTDet: ViT(embed_dim={v['width']}, depth={v['depth']}, num_heads={report['num_heads'] or '?'}, "
+                     f"patch_size={v['patch']}, pretrain_img_size={v['grid'] * v['patch']}, pretrain_use_cls_token=True)")
+    return "\n  ".join(notes)
 
 
 def main(argv=None):
-    return run(argv, __doc__.split("\n")[0], ".pkl", convert, save)
+    return run(argv, __doc__.split("\n")[0], ".pkl", convert, save, required_suffix=".pkl", hint=hint)
 
 
 if __name__ == "__main__":

@@ -45,12 +45,23 @@ def convert(arch, sd, path=""):
     return out
 
 
-def save(sd, path):
-    torch.save({"state_dict": sd, "meta": {"author": "moco-transfer"}}, path)
+def save(sd, path, meta=None):
+    with open(path, "wb") as f:  # a file object: torch.save derives an archive name from a path and refuses some
+        torch.save({"state_dict": sd, "meta": {"author": "moco-transfer", **(meta or {})}}, f)
+
+
+def hint(report):
+    if "vit" not in report:
+        return ""
+    v = report["vit"]
+    return (f"mmseg: VisionTransformer(img_size={v['grid'] * v['patch']}, patch_size={v['patch']}, "
+            f"embed_dims={v['width']}, num_layers={v['depth']}, num_heads={report['num_heads'] or '?'}, "
+            "patch_bias=True, final_norm=True, norm_cfg=dict(type='LN', eps=1e-6))")
 
 
 def main(argv=None):
-    return run(argv, __doc__.split("\n")[0], "_mmseg.pth", convert, save)
+    # any output name works: mmengine's load_checkpoint reads a local file with torch.load, whatever its name
+    return run(argv, __doc__.split("\n")[0], "_mmseg.pth", convert, save, hint=hint)
 
 
 if __name__ == "__main__":

@@ -138,114 +138,209 @@ def test_mmseg_resnet_equals_source_features(layout, checkpoints, resnet, tmp_pa
     torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
 
 
-def tiny_vit():
+def tiny_vit(depth=2, width=64, heads=4, img=32):
     from functools import partial
 
     import timm
 
     torch.manual_seed(0)
     return timm.models.vision_transformer.VisionTransformer(
-        img_size=32, patch_size=16, embed_dim=64, depth=2, num_heads=4, num_classes=0,
+        img_size=img, patch_size=16, embed_dim=width, depth=depth, num_heads=heads, num_classes=0,
         norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)).eval()
 
 
-def test_vit_to_mmseg_equals_timm_features(tmp_path):
+def mocov3_file(vit, path, arch=None):
+    """The official moco-v3 layout (ours is the same plus 'config'): base encoder, momentum, predictor."""
+    sd = {f"module.base_encoder.{k}": v for k, v in vit.state_dict().items()}
+    sd["module.base_encoder.head.0.weight"] = torch.randn(8, vit.embed_dim)  # the projector replaces head
+    sd["module.momentum_encoder.cls_token"] = torch.randn(1, 1, vit.embed_dim)
+    sd["module.predictor.0.weight"] = torch.randn(8, 8)
+    torch.save({"epoch": 300, "arch": arch, "state_dict": sd} if arch else {"state_dict": sd}, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("size", ["tiny", "vit_small"])
+def test_vit_to_mmseg_equals_timm_features(size, tmp_path, capsys):
     from mmengine.runner import load_checkpoint
     from mmseg.models.backbones import VisionTransformer
 
-    vit = tiny_vit()
-    ckpt = str(tmp_path / "v3.pth")
-    torch.save({"state_dict": {f"module.base_encoder.{k}": v for k, v in vit.state_dict().items()}}, ckpt)
+    depth, width, heads, img = (2, 64, 4, 32) if size == "tiny" else (12, 384, 12, 224)
+    vit = tiny_vit(depth, width, heads, img)
+    ckpt = mocov3_file(vit, tmp_path / "v3.pth", arch=None if size == "tiny" else "vit_small")
     out = str(tmp_path / "vit_mmseg.pth")
-    assert to_mmseg.main([ckpt, "-o", out]) == 0
-    ours = VisionTransformer(img_size=32, patch_size=16, embed_dims=64, num_layers=2, num_heads=4,
-                             out_indices=(1,), final_norm=True, norm_cfg=dict(type="LN", eps=1e-6),
+    assert to_mmseg.main([ckpt, "-o", out] + (["--num-heads", "4"] if size == "tiny" else [])) == 0
+    report = capsys.readouterr().out
+    if size == "vit_small":  # the head count comes from the checkpoint's own arch name
+        assert "vit_small (12 blocks x 384, patch 16, 14x14 grid, num_heads 12 from 'arch' 'vit_small')" in report
+        assert "num_heads=12, patch_bias=True, final_norm=True" in report
+    saved = torch.load(out, weights_only=True)
+    assert saved["meta"]["num_heads"] == heads and saved["meta"]["arch"] == ("vit" if size == "tiny" else size)
+    ours = VisionTransformer(img_size=img, patch_size=16, embed_dims=width, num_layers=depth, num_heads=heads,
+                             out_indices=(depth - 1,), final_norm=True, norm_cfg=dict(type="LN", eps=1e-6),
                              patch_bias=True)  # timm's patch projection has a bias; mmseg's default has none
     ours.eval()
     load_checkpoint(ours, out, strict=True)
-    x = torch.randn(1, 3, 32, 32)
+    mine = ours.state_dict()
+    assert set(mine) == set(saved["state_dict"])  # every tensor of the backbone came from the checkpoint
+    for k, v in saved["state_dict"].items():
+        torch.testing.assert_close(mine[k], v, rtol=0, atol=0)
+    g = img // 16
+    x = torch.randn(1, 3, img, img)
     with torch.no_grad():
-        ref = vit.forward_features(x)[:, 1:].transpose(1, 2).reshape(1, 64, 2, 2)
+        ref = vit.forward_features(x)[:, 1:].transpose(1, 2).reshape(1, width, g, g)
         torch.testing.assert_close(ours(x)[0], ref, rtol=1e-4, atol=1e-4)
 
 
-def test_vit_to_vitdet_layout(tmp_path):
+def test_vit_to_vitdet_layout(tmp_path, capsys):
     vit = tiny_vit()
     ckpt = str(tmp_path / "timm.pth")
     torch.save(vit.state_dict(), ckpt)
     out = str(tmp_path / "vitdet.pkl")
     assert to_detectron2.main([ckpt, "-o", out]) == 0
-    model = pickle.load(open(out, "rb"))["model"]
+    assert "num_heads not recorded in the checkpoint" in capsys.readouterr().out
+    data = pickle.load(open(out, "rb"))
+    model = data["model"]
     assert all(k.startswith("backbone.net.") for k in model)
     assert "backbone.net.cls_token" not in model and "backbone.net.norm.weight" not in model
     assert model["backbone.net.pos_embed"].shape == (1, 5, 64)  # the cls slot is kept
     assert len(model) == len(vit.state_dict()) - 3
+    assert data["meta"] == {"arch": "vit", "source": "timm", "num_heads": None}
 
 
-# --- refusals: exit code 2, a message naming the file, and no output ------------------------
+def test_vitdet_backbone_loads_every_tensor_and_equals_timm(tmp_path, capsys):
+    """ViT-S (12 heads) into detectron2's own ViTDet backbone through DetectionCheckpointer."""
+    vitdet = pytest.importorskip("detectron2.modeling.backbone.vit")
+    from functools import partial
 
-def refusal_cases(resnet, d):
-    sd = {k: v for k, v in resnet.state_dict().items() if not k.startswith("fc.")}
-    good = d / "good.pth"
-    torch.save({"state_dict": {f"module.encoder_q.{k}": v for k, v in sd.items()}}, good)
-    cases = {}
+    from detectron2.checkpoint import DetectionCheckpointer
 
-    def case(name, obj=None, raw=None, args=(), expect=""):
-        p = d / f"{name}.pth"
-        if raw is not None:
-            p.write_bytes(raw)
-        elif obj is not None:
-            torch.save(obj, p)
-        cases[name] = (str(p), list(args), expect)
-
-    case("missing_file", expect="no such file")
-    case("not_a_checkpoint", raw=b"hello, I am a text file\n", expect="not a PyTorch checkpoint")
-    case("truncated", raw=good.read_bytes()[:4096], expect="truncated")
-    case("empty_dict", obj={}, expect="no state dict")
-    case("no_tensors", obj={"state_dict": {"epoch": 3}}, expect="no tensors")
-    case("unknown_layout", obj={"state_dict": {"foo.weight": torch.ones(1)}}, expect="unrecognised checkpoint layout")
-    case("v2_script_on_v3", obj={"state_dict": {f"module.base_encoder.{k}": v for k, v in sd.items()}},
-         args=["--source", "moco_v2"], expect="match no rule")
-    case("no_encoder", obj={"state_dict": {"module.encoder_q.fc.0.weight": torch.ones(2, 2), "module.queue": torch.ones(2)}},
-         expect="no encoder found")
-    case("unmatched_keys", obj={"state_dict": {**{f"module.encoder_q.{k}": v for k, v in sd.items()}, "module.extra.w": torch.ones(1)}},
-         expect="match no rule")
-    bad = dict(sd)
-    bad["layer1.0.conv1.weight"] = torch.ones(3, 3, 1, 1)
-    case("shape_mismatch", obj=bad, expect="shape mismatches")
-    r18 = torchvision.models.resnet18().state_dict()
-    case("resnet18", obj=r18, expect="not a ResNet-50")
-    missing = {k: v for k, v in sd.items() if not k.startswith("layer4.2.")}
-    case("missing_block", obj=missing, expect="missing")
-    case("vit_for_resnet", obj=tiny_vit().state_dict(), args=["--arch", "resnet50"], expect="holds a vit backbone")
-    case("resnet_for_vit", obj=sd, args=["--arch", "vit"], expect="holds a resnet50 backbone")
-    case("neither", obj={"state_dict": {"module.encoder_q.conv1.weight": torch.ones(1)}}, expect="neither a ResNet-50 nor a ViT")
-
-    case("needs_code", obj={"state_dict": sd, "args": torch.nn.Identity()}, expect="--trust-pickle")
-    cases["output_exists"] = (str(good), ["-o", str(good)], "output exists")
-    return cases
+    vit = tiny_vit(12, 384, 12, 224)
+    ckpt = mocov3_file(vit, tmp_path / "v3.pth", arch="vit_small")
+    out = str(tmp_path / "vitdet.pkl")
+    assert to_detectron2.main([ckpt, "-o", out]) == 0
+    assert "ViT(embed_dim=384, depth=12, num_heads=12, patch_size=16, pretrain_img_size=224" in capsys.readouterr().out
+    net = vitdet.ViT(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=12, mlp_ratio=4, qkv_bias=True,
+                     drop_path_rate=0.0, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), window_size=0,
+                     use_rel_pos=False, pretrain_img_size=224, pretrain_use_cls_token=True, out_feature="last_feat")
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Module()
+    model.backbone.net = net.eval()
+    cp = DetectionCheckpointer(model)
+    inc = cp._load_model(cp._load_file(out))
+    assert not inc.missing_keys and not inc.unexpected_keys and not inc.incorrect_shapes
+    saved = pickle.load(open(out, "rb"))["model"]
+    mine = model.state_dict()
+    assert set(mine) == set(saved)  # nothing ViTDet adds by design here: no rel_pos with use_rel_pos=False
+    for k, v in saved.items():
+        torch.testing.assert_close(mine[k], torch.from_numpy(v), rtol=0, atol=0)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():  # ViTDet drops the cls token: timm's blocks on the patch tokens alone, no final norm
+        h = vit.blocks(vit.patch_embed(x) + vit.pos_embed[:, 1:])
+        ref = h.transpose(1, 2).reshape(1, 384, 14, 14)
+        torch.testing.assert_close(net(x)["last_feat"], ref, rtol=1e-4, atol=1e-4)
 
 
-CASES = ["missing_file", "not_a_checkpoint", "truncated", "empty_dict", "no_tensors", "unknown_layout",
-         "v2_script_on_v3", "no_encoder", "unmatched_keys", "shape_mismatch", "resnet18", "missing_block",
-         "vit_for_resnet", "resnet_for_vit", "neither", "needs_code", "output_exists"]
+def vit_large_like(path, layout):
+    """A ViT-L/16 checkpoint (24 x 1024, 16 heads) without the memory: each tensor is one number
+    expanded to its shape (torch.save keeps the one-element storage)."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    with torch.device("meta"):
+        ref = VisionTransformer(img_size=224, patch_size=16, embed_dim=1024, depth=24, num_heads=16, num_classes=0)
+    sd = {k: torch.tensor(float(i) / 1000).expand(v.shape) for i, (k, v) in enumerate(ref.state_dict().items())}
+    if layout == "mmpretrain":  # mmpretrain names under backbone., the config text in meta
+        sd = {f"backbone.{k}": v for k, v in to_mmseg.vit_to_mmseg(sd).items()}
+        sd = {k.replace("attn.attn.in_proj_", "attn.qkv.").replace("attn.attn.out_proj", "attn.proj"): v
+              for k, v in sd.items()}
+        sd["neck.mlp.0.weight"] = torch.zeros(2, 2)
+        obj = {"state_dict": sd, "meta": {"cfg": "model = dict(\n    type='MoCoV3',\n    backbone=dict(\n"
+                                                  "        type='MoCoV3ViT',\n        arch='large',\n        img_size=224))"}}
+    else:
+        sd = {f"module.base_encoder.{k}": v for k, v in sd.items()}
+        sd["module.predictor.0.weight"] = torch.zeros(2, 2)
+        obj = {"epoch": 300, "arch": "vit_large", "state_dict": sd}
+        if layout == "ours":
+            obj["config"] = {"method": "mocov3", "arch": "vit_large"}
+    torch.save(obj, path)
+    return ref.state_dict()
+
 
 @pytest.fixture(scope="module")
-def refusals(resnet, tmp_path_factory):
-    return refusal_cases(resnet, tmp_path_factory.mktemp("bad"))
+def mmseg_vit_large_shapes():
+    """Built for real once (mmseg's constructor calls .item(), so the meta device cannot be used)."""
+    from mmseg.models.backbones import VisionTransformer
+
+    target = VisionTransformer(img_size=224, patch_size=16, embed_dims=1024, num_layers=24, num_heads=16,
+                               final_norm=True, patch_bias=True)
+    return {k: v.shape for k, v in target.state_dict().items()}
 
 
-@pytest.mark.parametrize("name", CASES)
-@pytest.mark.parametrize("tool", [to_detectron2, to_mmseg], ids=["detectron2", "mmseg"])
-def test_refusal(name, tool, refusals, tmp_path, capsys):
-    path, args, expect = refusals[name]
-    out = args[args.index("-o") + 1] if "-o" in args else str(tmp_path / "out.bin")
-    args = args if "-o" in args else args + ["-o", out]
-    before = set(os.listdir(tmp_path))
-    assert tool.main([path, *args]) == 2
-    err = capsys.readouterr().err
-    assert expect in err and os.path.basename(path if name != "output_exists" else out) in err
-    assert set(os.listdir(tmp_path)) == before  # nothing written, no temp files left
+@pytest.mark.parametrize("layout", ["ours", "moco_v3", "mmpretrain"])
+def test_vit_large_reads_and_converts(layout, tmp_path, capsys, mmseg_vit_large_shapes):
+    ref = vit_large_like(tmp_path / "vitl.pth", layout)
+    arch, sd, report = sources.read_backbone(str(tmp_path / "vitl.pth"))
+    assert arch == "vit_large" and report["num_heads"] == 16
+    assert report["vit"] == {"depth": 24, "width": 1024, "patch": 16, "grid": 14, "in_chans": 3, "mlp_ratio": 4.0}
+    assert {k: v.shape for k, v in sd.items()} == {k: v.shape for k, v in ref.items()}
+    assert float(sd["blocks.23.mlp.fc2.bias"][0]) == pytest.approx(list(ref).index("blocks.23.mlp.fc2.bias") / 1000)
+
+    out = str(tmp_path / "vitl_mmseg.pth")
+    assert to_mmseg.main([str(tmp_path / "vitl.pth"), "-o", out, "--arch", "vit_large"]) == 0
+    assert "vit_large (24 blocks x 1024, patch 16, 14x14 grid, num_heads 16 from" in capsys.readouterr().out
+    saved = torch.load(out, weights_only=True)
+    assert {k: v.shape for k, v in saved["state_dict"].items()} == mmseg_vit_large_shapes
+    assert saved["meta"]["num_heads"] == 16
+
+    vitdet = to_detectron2.convert(arch, sd)  # numpy views of the expanded tensors: no pickle of 1.2 GB here
+    assert set(vitdet) == {f"backbone.net.{k}" for k in ref if k not in ("cls_token", "norm.weight", "norm.bias")}
+    assert vitdet["backbone.net.pos_embed"].shape == (1, 197, 1024)
+
+
+def test_timm_vit_rebuilt_from_the_backbone(tmp_path):
+    """Another module builds timm's VisionTransformer from read_backbone's timm-name dict."""
+    from converters.vit_layout import build_timm_vit
+
+    vit = tiny_vit(3, 64, 4, 32)
+    _, sd, report = sources.read_backbone(mocov3_file(vit, tmp_path / "v3.pth"))
+    rebuilt = build_timm_vit(sd, num_heads=4)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.forward_features(x), vit.forward_features(x))
+
+
+@pytest.mark.parametrize("wrapper", ["bare_dataparallel", "compiled", "compiled_in_ddp"])
+def test_wrapper_prefixes_are_read_and_reported(wrapper, resnet, tmp_path, capsys):
+    sd = {k: v for k, v in resnet.state_dict().items() if not k.startswith("fc.")}
+    prefix = {"bare_dataparallel": "module.", "compiled": "_orig_mod.", "compiled_in_ddp": "module._orig_mod.encoder_q."}
+    torch.save({f"{prefix[wrapper]}{k}": v for k, v in sd.items()}, tmp_path / "w.pth")
+    out = str(tmp_path / "w.pkl")
+    assert to_detectron2.main([str(tmp_path / "w.pth"), "-o", out]) == 0
+    log = capsys.readouterr().out
+    assert ("removed torch.compile's '_orig_mod.' from 318 keys" in log) == (wrapper != "bare_dataparallel")
+    assert ("removed DataParallel's leading 'module.' from all 318 keys" in log) == (wrapper == "bare_dataparallel")
+    model = pickle.load(open(out, "rb"))["model"]
+    assert len(model) == 318
+    torch.testing.assert_close(torch.from_numpy(model["res5.2.conv3.norm.running_var"]), sd["layer4.2.bn3.running_var"])
+
+
+def test_bf16_checkpoint_converts_to_fp32_exactly(tmp_path, capsys):
+    vit = tiny_vit()
+    torch.save({k: v.bfloat16() for k, v in vit.state_dict().items()}, tmp_path / "bf16.pth")
+    out = str(tmp_path / "bf16.pkl")
+    assert to_detectron2.main([str(tmp_path / "bf16.pth"), "-o", out]) == 0
+    assert "bfloat16 tensors stored as float32 (numpy has no bfloat16; exact)" in capsys.readouterr().out
+    model = pickle.load(open(out, "rb"))["model"]
+    w = model["backbone.net.blocks.1.mlp.fc2.weight"]
+    assert w.dtype.name == "float32"
+    assert torch.equal(torch.from_numpy(w), vit.state_dict()["blocks.1.mlp.fc2.weight"].bfloat16().float())
+
+
+def test_mmseg_output_name_is_taken_as_given(tmp_path):
+    """mmengine reads a local file with torch.load whatever its name: no extension is needed."""
+    ckpt = mocov3_file(tiny_vit(), tmp_path / "v3.pth")
+    assert to_mmseg.main([ckpt, "-o", str(tmp_path / "backbone")]) == 0
+    assert "layers.1.ln2.weight" in torch.load(tmp_path / "backbone", weights_only=True)["state_dict"]
+    assert oct(os.stat(tmp_path / "backbone").st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
 
 
 def test_trust_pickle_reads_old_files(resnet, tmp_path):
