@@ -27,6 +27,7 @@ setup(
         "regex",  # imported by mmseg, not declared by it
         "mmpretrain==1.2.0",
         "detectron2==0.6",
+        "shapely",  # imported by detectron2's LSJ crop of polygon masks (ViTDet), not declared by it
         "submitit",
         "tensorboard",
         "tqdm",

@@ -54,7 +54,9 @@ step torch "could not install torch 2.11.0/torchvision 0.26.0 from the registry 
   pip torch torchvision
 step mmcv "building mmcv 2.1.0 failed: it needs gcc and the Python headers; or point PIP_FIND_LINKS at a folder with a prebuilt mmcv wheel" \
   install_mmcv
-step detectron2 "see tools/install_detectron2.py; or install your own detectron2 build into $VENV first" \
+# detectron2 at the ViTDet commit: kept if built, else a wheel from PIP_FIND_LINKS, else GitHub, else
+# the registry's 0.6 without native ops (ViTDet refuses); the route taken is in $LOG
+step detectron2 "see tools/install_detectron2.py: put detectron2-0.6-*.whl (upstream 02b5c4e) in PIP_FIND_LINKS, or install your own build into $VENV first" \
   "$VENV/bin/python" tools/install_detectron2.py --constraints "$C"
 step project "pip install -e . failed: a requirement conflicts with $C" pip --no-build-isolation -e '.[test]'
 step check "the installed stack does not import: remove $VENV and run again" check_stack
