@@ -9,6 +9,9 @@ Layout under OUT/ (the same layout a user's real data root has; see README):
                                ImageSets/Segmentation/{train,aug,val}.txt
     coco/                    annotations/instances_{train,val}2017.json, train2017/, val2017/
     imagenet/                train/<class>/*.jpg, val/<class>/*.jpg
+    ADEChallengeData2016/    images/{training,validation}/*.jpg, annotations/.../*.png (0 = unlabelled)
+    cityscapes/              leftImg8bit/{train,val}/<city>/*_leftImg8bit.png,
+                               gtFine/{train,val}/<city>/*_gtFine_labelTrainIds.png (255 = ignore)
 Generation is deterministic from the seed; a finished set is cached and re-used when its
 parameters match (OUT/params.json is written last).
 """
@@ -37,6 +40,10 @@ class DemoSizes:
     seg_train: int = 32
     seg_aug: int = 16
     seg_val: int = 16
+    seg_ade_train: int = 16  # ADE20K layout (the "seg" prefix: scaled() scales it)
+    seg_ade_val: int = 8
+    seg_city_train: int = 12  # Cityscapes layout, 2 cities
+    seg_city_val: int = 6
     imagenet_classes: int = 10
     imagenet_train_per_class: int = 24
     imagenet_val_per_class: int = 6
@@ -204,6 +211,49 @@ def write_voc_segmentation(root, sizes, rng):
             f.write("\n".join(ids) + "\n")
 
 
+def ade_label(h, w, objects):
+    """ADE20K annotation: 1 for the background ("wall"), 2 + class inside objects, 0 (unlabelled,
+    ignored by reduce_zero_label) on object borders."""
+    label = seg_label(h, w, objects).astype(np.int32)
+    return np.where(label == 255, 0, label + 1).astype(np.uint8)
+
+
+def write_ade20k(root, sizes, rng):
+    base = os.path.join(root, "ADEChallengeData2016")
+    for split, n in (("training", sizes.seg_ade_train), ("validation", sizes.seg_ade_val)):
+        for sub in ("images", "annotations"):
+            os.makedirs(os.path.join(base, sub, split), exist_ok=True)
+        for i in range(n):
+            name = f"ADE_{'train' if split == 'training' else 'val'}_{i + 1:08d}"
+            h, w = random_size(rng, sizes)
+            img, objects = scenes.draw_scene(rng, h, w, first_label=i % len(CLASSES))
+            Image.fromarray(img).save(os.path.join(base, "images", split, name + ".jpg"), quality=92)
+            Image.fromarray(ade_label(h, w, objects)).save(os.path.join(base, "annotations", split, name + ".png"))
+
+
+def city_label(h, w, objects):
+    """Cityscapes labelTrainIds: 0 ("road") for the background, 1 + class % 18 inside objects
+    (19 train ids), 255 on object borders."""
+    label = seg_label(h, w, objects).astype(np.int32)
+    out = np.where(label == 0, 0, 1 + (label - 1) % 18)
+    return np.where(label == 255, 255, out).astype(np.uint8)
+
+
+def write_cityscapes(root, sizes, rng):
+    base = os.path.join(root, "cityscapes")
+    for split, n, cities in (("train", sizes.seg_city_train, ("aachen", "bochum")),
+                             ("val", sizes.seg_city_val, ("frankfurt", "lindau"))):
+        for i in range(n):
+            city = cities[i % 2]
+            stem = f"{city}_{i:06d}_000019"
+            h = random_size(rng, sizes)[0]
+            img, objects = scenes.draw_scene(rng, h, 2 * h, first_label=i % len(CLASSES))  # 2:1, as 2048x1024
+            for sub, suffix, arr in (("leftImg8bit", "_leftImg8bit.png", img),
+                                     ("gtFine", "_gtFine_labelTrainIds.png", city_label(h, 2 * h, objects))):
+                os.makedirs(os.path.join(base, sub, split, city), exist_ok=True)
+                Image.fromarray(arr).save(os.path.join(base, sub, split, city, stem + suffix))
+
+
 def write_imagenet(root, sizes, rng):
     for split, n in (("train", sizes.imagenet_train_per_class), ("val", sizes.imagenet_val_per_class)):
         for c in range(sizes.imagenet_classes):
@@ -217,7 +267,7 @@ def write_imagenet(root, sizes, rng):
 def make_demo(out, sizes=None):
     """Writes every built-in set under `out` (or re-uses it when the parameters match)."""
     sizes = sizes or DemoSizes()
-    params = {"version": 1, **asdict(sizes)}
+    params = {"version": 2, **asdict(sizes)}
     params_path = os.path.join(out, "params.json")
     if os.path.exists(params_path) and json.load(open(params_path)) == params:
         return out
@@ -229,6 +279,8 @@ def make_demo(out, sizes=None):
     write_voc_segmentation(tmp, sizes, rng)
     write_coco(tmp, sizes, rng)
     write_imagenet(tmp, sizes, rng)
+    write_ade20k(tmp, sizes, rng)
+    write_cityscapes(tmp, sizes, rng)
     with open(os.path.join(tmp, "params.json"), "w") as f:
         json.dump(params, f, indent=1)
     shutil.rmtree(out, ignore_errors=True)

@@ -183,12 +183,63 @@ def check_coco_root(root):
                for s in ("train2017", "val2017"))
 
 
+def check_label_pairs(pairs, what, fix):
+    """(image, label map) pairs: both readable, same size, one-channel labels. Returns the count."""
+    if not pairs:
+        raise DataError(what, f"no images found; {fix}")
+    for img_path, label_path in progress(pairs, what):
+        img_size = image_size(img_path)
+        need_file(label_path, f"label map of {os.path.basename(img_path)}; {fix}")
+        if image_size(label_path) != img_size:
+            raise DataError(label_path, f"label map size {image_size(label_path)} differs from its image's {img_size}")
+        with Image.open(label_path) as im:
+            if im.mode not in ("L", "P"):
+                raise DataError(label_path, f"label map is {im.mode}, not one channel of class ids; {fix}")
+    return len(pairs)
+
+
+def check_ade20k(root):
+    """ADEChallengeData2016/{images,annotations}/{training,validation}: a .png per .jpg."""
+    base = os.path.join(root, "ADEChallengeData2016")
+    need_dir(base, "ADE20K (ADEChallengeData2016.zip from the MIT Scene Parsing benchmark, unzipped)")
+    n = 0
+    for split in ("training", "validation"):
+        img_dir = os.path.join(base, "images", split)
+        need_dir(img_dir, f"ADE20K {split} images")
+        pairs = [(os.path.join(img_dir, f), os.path.join(base, "annotations", split, f[:-4] + ".png"))
+                 for f in sorted(os.listdir(img_dir)) if f.endswith(".jpg")]
+        n += check_label_pairs(pairs, img_dir, "ADE20K pairs images/<split>/X.jpg with annotations/<split>/X.png")
+    return n
+
+
+def check_cityscapes(root):
+    """cityscapes/leftImg8bit/{train,val}/<city>/*_leftImg8bit.png with gtFine *_gtFine_labelTrainIds.png."""
+    base = os.path.join(root, "cityscapes")
+    fix = ("make the 19-class train-id maps with mmseg's tools/dataset_converters/cityscapes.py "
+           "(or cityscapesscripts' createTrainIdLabelImgs)")
+    need_dir(base, "Cityscapes (leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip, unzipped)")
+    n = 0
+    for split in ("train", "val"):
+        img_dir = os.path.join(base, "leftImg8bit", split)
+        need_dir(img_dir, f"Cityscapes {split} images, one folder per city")
+        pairs = []
+        for city in sorted(os.listdir(img_dir)):
+            for f in sorted(os.listdir(os.path.join(img_dir, city))):
+                if f.endswith("_leftImg8bit.png"):
+                    label = f.replace("_leftImg8bit.png", "_gtFine_labelTrainIds.png")
+                    pairs.append((os.path.join(img_dir, city, f), os.path.join(base, "gtFine", split, city, label)))
+        n += check_label_pairs(pairs, img_dir, fix)
+    return n
+
+
 # data check name (transfer.protocols.Protocol.data) -> the check of what it reads under the root
 CHECKS = {
     "voc": check_voc,
     "coco": check_coco_root,
     "seg": lambda root: check_voc_seg(os.path.join(root, "VOC2012")),
     "imagenet": lambda root: check_imagefolder(os.path.join(root, "imagenet", "train")),
+    "ade20k": check_ade20k,
+    "cityscapes": check_cityscapes,
 }
 
 
