@@ -1,0 +1,274 @@
+"""What the mmpretrain runners (linear.py, finetune.py) share: the command line, the input checks, the
+effective config (data folders, classes, converted weights, ViT shape), the check that the weights
+loaded (and, for a frozen backbone, that nothing in it changed), and the results files.
+
+Training, evaluation, checkpoints and resuming are MMEngine's Runner; the models, data pipeline and
+metrics are mmpretrain's, built from the configs under configs/mmpretrain/.
+"""
+import argparse
+import os
+
+# MMEngine 0.10 resumes with torch.load's default, which torch >= 2.6 made weights_only=True;
+# its own checkpoints hold logging objects. They are files this run wrote, so load them fully.
+os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+
+import torch  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.hooks import Hook  # noqa: E402
+from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
+
+from converters import to_mmpretrain  # noqa: E402
+from transfer.classification import BadInput, atomic_json, refuse  # noqa: E402
+from transfer.classification import stages  # noqa: E402,F401  (registers the Feature1-5 modules and metrics)
+from transfer.loadcheck import check_loaded  # noqa: E402
+
+VIT_TYPES = ("VisionTransformer", "MoCoV3ViT")
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", required=True, help="configs/mmpretrain/*.py")
+    p.add_argument("--data-root", required=True, help="folder with imagenet/ (or places205/): {train,val}/<class>/*.jpg")
+    p.add_argument("--work-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", default=None, help="backbone from converters/to_mmpretrain.py (random init without)")
+    p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
+    p.add_argument("--cfg-options", nargs="+", action=DictAction)
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    return p
+
+
+def load_config(args):
+    if not os.path.isfile(args.config):
+        raise BadInput(f"--config {args.config}: no such file; give one of configs/mmpretrain/*.py")
+    try:
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+    except Exception as e:  # mmengine raises many types for a config it cannot read
+        raise BadInput(f"--config {args.config}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                       "fix the file or the --cfg-options") from None
+    for key in ("task", "recipe", "data_dir"):
+        if key not in cfg:
+            raise BadInput(f"--config {args.config}: no '{key}' key; the runners read configs/mmpretrain/*.py, "
+                           "which name their task, recipe and data folder")
+    return cfg
+
+
+def classes_of(folder):
+    """Sorted class folders that hold at least one image (mmpretrain's CustomDataset order)."""
+    found = sorted(d.name for d in os.scandir(folder) if d.is_dir())
+    empty = [c for c in found if not any(f.endswith(IMAGE_EXT) for f in os.listdir(os.path.join(folder, c)))]
+    if empty:
+        raise BadInput(f"--data-root: {folder} has class folders without images (e.g. {empty[:3]}); "
+                       "remove them or add their images")
+    return found
+
+
+def check_data(root, data_dir):
+    """The class list, the same in train/ and val/; a BadInput naming the folder otherwise."""
+    base = os.path.join(root, data_dir)
+    for split in ("train", "val"):
+        if not os.path.isdir(os.path.join(base, split)):
+            raise BadInput(f"--data-root {root}: no {data_dir}/{split}/ folder; this config reads "
+                           f"{data_dir}/{{train,val}}/<class>/*.jpg (mocodata builtin writes imagenet/)")
+    train, val = classes_of(os.path.join(base, "train")), classes_of(os.path.join(base, "val"))
+    if not train:
+        raise BadInput(f"--data-root {root}: {data_dir}/train/ has no class folders")
+    if train != val:
+        only_t, only_v = sorted(set(train) - set(val)), sorted(set(val) - set(train))
+        raise BadInput(f"--data-root {root}: {data_dir}/train/ and {data_dir}/val/ hold different classes "
+                       f"(only in train: {only_t[:3]}, only in val: {only_v[:3]}); labels are folder indices, "
+                       "so both splits need the same class folders")
+    return train
+
+
+def read_weights(path):
+    """(state_dict, meta) of a converters/to_mmpretrain.py file; BadInput for anything else."""
+    if not os.path.isfile(path):
+        raise BadInput(f"--weights {path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise BadInput(f"--weights {path}: not a readable PyTorch file ({type(e).__name__})") from None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != to_mmpretrain.FORMAT:
+        raise BadInput(f"--weights {path}: not an mmpretrain backbone written by converters/to_mmpretrain.py; "
+                       f"convert the pretraining checkpoint first: python converters/to_mmpretrain.py {path}")
+    return obj["state_dict"], meta
+
+
+def config_vit_arch(backbone):
+    """The config's ViT arch as a dict (mmpretrain's arch_zoo names resolved)."""
+    from mmpretrain.models import MoCoV3ViT, VisionTransformer
+
+    arch = backbone.get("arch", "base")
+    if isinstance(arch, str):
+        zoo = dict(VisionTransformer.arch_zoo, **{"mocov3-s": None, "mocov3-small": None})
+        if arch not in zoo:
+            raise BadInput(f"--config: unknown ViT arch {arch!r}")
+        return zoo[arch] or dict(embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
+    return dict(arch)
+
+
+def set_weights(cfg, path, args_config):
+    """The backbone's Pretrained init_cfg, after checking the file is the architecture the config builds.
+    ViT: configs with `vit_arch_from_weights` take the shape and heads from the file (a linear probe's
+    recipe is the same for every size); others must match it."""
+    sd, meta = read_weights(path)
+    backbone, is_vit = cfg.model.backbone, cfg.model.backbone.type in VIT_TYPES
+    arch = meta.get("arch", "?")
+    if is_vit != arch.startswith("vit"):
+        wants = "a ViT" if is_vit else "a ResNet-50"
+        raise BadInput(f"--weights {path} holds a {arch} backbone, but --config {args_config} ({cfg.task}) builds "
+                       f"{wants} ({backbone.type}); give {wants} checkpoint or the config for {arch}")
+    if is_vit:
+        if not meta.get("num_heads"):
+            raise BadInput(f"--weights {path}: the ViT head count is not recorded; reconvert with "
+                           "converters/to_mmpretrain.py --num-heads H (MoCo v3 ViT-S: 12)")
+        shape = to_mmpretrain.vit_arch(sd, meta["num_heads"])
+        if cfg.get("vit_arch_from_weights"):
+            backbone.arch, cfg.model.head.in_channels = shape, shape["embed_dims"]
+            if backbone.get("frozen_stages", -1) > 0:  # frozen = every block, whatever the depth
+                backbone.frozen_stages = shape["num_layers"]
+        elif config_vit_arch(backbone) != shape:
+            raise BadInput(f"--weights {path} is a ViT {shape}, but --config {args_config} builds "
+                           f"{config_vit_arch(backbone)}; use the config for this size")
+    backbone.init_cfg = dict(type="Pretrained", checkpoint=path)
+    return sd
+
+
+def set_data(cfg, root):
+    classes = check_data(root, cfg.data_dir)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        loader.dataset.data_root = os.path.join(root, cfg.data_dir)
+    cfg.model.head.num_classes = len(classes)
+    cfg.data_preprocessor.num_classes = len(classes)  # Mixup/CutMix one-hot width
+    return classes
+
+
+def build_cfg(args, tasks):
+    """(effective config, the weights' tensors or None); raises BadInput before anything is written."""
+    cfg = load_config(args)
+    if cfg.task not in tasks:
+        raise BadInput(f"--config {args.config} is a '{cfg.task}' config; this runner runs {' / '.join(tasks)} "
+                       f"(python -m transfer.classification.{'finetune' if cfg.task == 'finetune' else 'linear'})")
+    if args.seed < 0:
+        raise BadInput(f"--seed {args.seed}: must be 0 or more")
+    set_data(cfg, args.data_root)
+    expected = set_weights(cfg, args.weights, args.config) if args.weights else None
+    cfg.work_dir = args.work_dir
+    cfg.launcher = args.launcher
+    cfg.randomness = dict(seed=args.seed)
+    # MMEngine reads resume=True with a load_from as "resume from load_from"; the weights come through
+    # init_cfg instead, so resume only from this run's own last checkpoint.
+    cfg.resume = os.path.isdir(args.work_dir) and find_latest_checkpoint(args.work_dir) is not None
+    if not torch.cuda.is_available():
+        cfg.env_cfg.dist_cfg = dict(backend="gloo")
+    return cfg, expected
+
+
+def unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+class BackboneCheck(Hook):
+    """Before training: every backbone tensor equals the converted file's (MMEngine's Pretrained init
+    only logs what it could not match). After training a frozen backbone: every tensor, weights and BN
+    running statistics alike, is what it was before (a linear probe trains the head only)."""
+
+    def __init__(self, path, expected, frozen):
+        self.path, self.expected, self.frozen, self.start = path, expected, frozen, None
+
+    def before_train(self, runner):
+        backbone = unwrap(runner.model).backbone
+        self.start = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
+        if self.path and runner.iter == 0:  # resumed runs have trained since
+            n = check_loaded(self.path, self.expected, self.start)
+            runner.logger.info(f"backbone: all {n} tensors loaded from {self.path}")
+
+    def after_train(self, runner):
+        if not self.frozen:
+            return
+        now = unwrap(runner.model).backbone.state_dict()
+        changed = [k for k, v in self.start.items() if not torch.equal(now[k].detach().cpu(), v.cpu())]
+        if changed:
+            raise RuntimeError(f"the frozen backbone changed during training: {len(changed)} tensors "
+                               f"(e.g. {changed[:3]}); a linear probe must keep it in eval mode with no gradient")
+        runner.logger.info(f"backbone: all {len(now)} tensors unchanged by training (frozen, eval mode)")
+
+
+def schedule(schedulers):
+    """The learning-rate schedule in words, e.g. 'step x0.1 at [60, 80]' or 'linear warmup 5 ep, cosine ...'."""
+    words = []
+    for s in schedulers:
+        unit = "iteration" if s.get("convert_to_iter_based") or not s.get("by_epoch", True) else "epoch"
+        if s.type == "MultiStepLR":
+            words.append(f"step x{s.get('gamma', 0.1)} at {list(s.milestones)}")
+        elif s.type == "CosineAnnealingLR":
+            words.append(f"cosine to {s.get('eta_min', 0)} per {unit}")
+        elif s.type == "LinearLR":
+            words.append(f"linear warmup {s.end - s.get('begin', 0)} ep from x{s.get('start_factor', 1 / 3)}")
+        else:
+            words.append(s.type)
+    return ", then ".join(words)
+
+
+def pipeline_step(pipeline, kind):
+    return next((t for t in pipeline if t["type"] == kind), {})
+
+
+def common_facts(cfg, world_size, seed, weights):
+    """Facts every mmpretrain protocol has: optimisation, schedule, data, run."""
+    from transfer import fingerprint
+
+    opt, per_gpu = cfg.optim_wrapper.optimizer, cfg.train_dataloader.batch_size
+    test = cfg.test_dataloader.dataset.pipeline
+    return dict(recipe=cfg.recipe, backbone=cfg.model.backbone.type, optimizer=opt.type, lr=opt.lr,
+                weight_decay=opt.get("weight_decay", 0.0),
+                images_per_update=per_gpu * world_size * cfg.optim_wrapper.get("accumulative_counts", 1),
+                epochs=cfg.train_cfg.max_epochs, schedule=schedule(cfg.param_scheduler),
+                train_crop=pipeline_step(cfg.train_dataloader.dataset.pipeline, "RandomResizedCrop").get("scale"),
+                test_resize=pipeline_step(test, "ResizeEdge").get("scale"),
+                test_crop=pipeline_step(test, "CenterCrop").get("crop_size"), num_classes=cfg.model.head.num_classes,
+                gpus=world_size, seed=seed, weights=weights or "random init",
+                versions=dict(fingerprint.versions(), mmpretrain=__import__("mmpretrain").__version__))
+
+
+def write_fingerprint(run_dir, task, facts, official):
+    """RUN/fingerprint.json: the facts and every deviation from the recipe's official values (the recipe
+    follows the checkpoint's method, so the reference is per recipe, not per task)."""
+    deviations = [f"{k}: {facts.get(k)} (protocol {v})" for k, v in official.items() if facts.get(k) != v]
+    facts = dict(facts, task=task, deviations=deviations)
+    os.makedirs(run_dir, exist_ok=True)
+    atomic_json(os.path.join(run_dir, "fingerprint.json"), facts)
+    return facts
+
+
+def nest(metrics):
+    """{'accuracy/top1': v} -> {'accuracy': {'top1': v}}: final_metrics.json's {group: {metric: value}}."""
+    out = {}
+    for name, value in metrics.items():
+        group, _, metric = name.partition("/")
+        out.setdefault(group, {})[metric or group] = value
+    return out
+
+
+def main(argv, description, facts_of, tasks, frozen):
+    """Parse, check, then train and test through MMEngine's Runner. facts_of(cfg, world_size, args) ->
+    (facts, official facts of the recipe)."""
+    args = parser(description).parse_args(argv)
+    try:
+        cfg, expected = build_cfg(args, tasks)
+    except BadInput as e:
+        return refuse(str(e))
+    runner = Runner.from_cfg(cfg)
+    if runner.rank == 0:
+        write_fingerprint(args.work_dir, cfg.task, *facts_of(cfg, runner.world_size, args))
+    runner.register_hook(BackboneCheck(args.weights, expected, frozen), priority="VERY_LOW")
+    runner.train()
+    metrics = runner.test()
+    if runner.rank == 0:
+        atomic_json(os.path.join(args.work_dir, "final_metrics.json"), nest(metrics))
+    return 0
