@@ -11,6 +11,7 @@ ALLOWED = {  # numpy 1.x and 2.x spell the module differently
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how pickle protocol 2 spells bytes
 }
 
 

@@ -13,7 +13,6 @@ that is not a checkpoint, or NaN/Inf weights, is an error naming the file, never
 import os
 import pickle
 import re
-import zipfile
 
 import torch
 
@@ -52,8 +51,14 @@ def load_checkpoint(path, trust_pickle=False):
                                   "its origin, pass --trust-pickle") from None
         raise ConversionError(f"{path}: not a PyTorch checkpoint ({e})") from None
     except Exception as e:  # torch/pickle raise many types for bytes that are not a checkpoint
-        kind = "truncated or corrupted" if zipfile.is_zipfile(path) or "EOF" in repr(e) else "not a PyTorch checkpoint"
+        kind = "truncated or corrupted" if starts_as_zip(path) or "EOF" in repr(e) else "not a PyTorch checkpoint"
         raise ConversionError(f"{path}: {kind} ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+
+
+def starts_as_zip(path):
+    """A zip's first bytes survive truncation, which loses its central directory (at the end)."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def check_readable(path):
@@ -165,7 +170,8 @@ def check_resnet50(sd, path):
     """Every ResNet-50 backbone tensor present with its shape; nothing else."""
     import torchvision
 
-    ref = {k: v.shape for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")}
+    with torch.device("meta"):  # shapes only: no memory, no init time
+        ref = {k: v.shape for k, v in torchvision.models.resnet50().state_dict().items() if not k.startswith("fc.")}
     missing = [k for k in ref if k not in sd and not k.endswith("num_batches_tracked")]
     extra = [k for k in sd if k not in ref]
     wrong = [f"{k} {tuple(sd[k].shape)} != {tuple(s)}" for k, s in ref.items() if k in sd and sd[k].shape != s]
