@@ -1,0 +1,108 @@
+"""Frozen-feature classification evaluators (CLASSIFICATION.md sections 2-4), and the plumbing their
+runners share: the command line, the YAML config, the bad-input refusal and the results files.
+
+    backbone.py   load_backbone(path_or_None, arch) -> eval-mode model; extract(model, x, layers)
+    features.py   extraction once per (weights, preprocessing, split, layer), cached as .npz
+    knn.py        runner: weighted kNN (dino eval_knn.py = mmselfsup knn_eval)
+    svm.py        runner: VOC07 linear SVMs and low-shot SVMs (fssb / mmselfsup svm_voc07 tools)
+
+A runner: `python -m transfer.classification.knn --config CFG --data-root ROOT --work-dir RUN
+--seed N [--weights CKPT] [--num-heads H] [--features-dir DIR]` writes RUN/final_metrics.json
+({group: {metric: value}}) and RUN/fingerprint.json.
+"""
+import argparse
+import json
+import os
+import sys
+
+import yaml
+
+
+class BadInput(ValueError):
+    """A problem with what the user gave (file, flag, data, config): str(e) names it and says what to do."""
+
+
+def parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--config", required=True, help="YAML under configs/classification/")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--work-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", default=None, help="pretraining checkpoint, any layout converters.sources reads "
+                                                   "(random init when left out)")
+    p.add_argument("--arch", default=None, help="architecture of a random init (resnet50, vit_small, vit_base)")
+    p.add_argument("--num-heads", type=int, default=None, help="ViT heads, when the checkpoint does not record them")
+    p.add_argument("--features-dir", default=None, help="feature cache shared between runs (default RUN/features)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
+    return p
+
+
+def load_config(path):
+    """The YAML config; `base: other.yaml` (same folder) is read first and overridden key by key."""
+    if not os.path.isfile(path):
+        raise BadInput(f"--config {path}: no such file; give one of configs/classification/*.yaml")
+    try:
+        cfg = yaml.safe_load(open(path)) or {}
+    except yaml.YAMLError as e:
+        raise BadInput(f"--config {path}: not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
+    if not isinstance(cfg, dict):
+        raise BadInput(f"--config {path}: expected a mapping of recipe keys, got {type(cfg).__name__}")
+    if "base" in cfg:
+        base = load_config(os.path.join(os.path.dirname(path), cfg.pop("base")))
+        cfg = {**base, **cfg}
+    return cfg
+
+
+def need_keys(cfg, keys, path):
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise BadInput(f"--config {path}: missing recipe keys {missing}; every recipe value is in the config "
+                       "(see configs/classification/)")
+
+
+def build_model(args, layers, pre):
+    """The backbone of --weights (random init from --seed when none), checked against the config's
+    layers and input size; BadInput names the flag or the config at fault."""
+    import torch
+
+    from converters.sources import ConversionError
+    from transfer.classification import backbone
+
+    torch.manual_seed(args.seed)
+    try:
+        model = backbone.load_backbone(args.weights, args.arch, args.num_heads)
+    except (ConversionError, ValueError) as e:
+        raise BadInput(f"--weights {args.weights}: {e}" if args.weights else f"--arch {args.arch}: {e}") from None
+    try:
+        backbone.check_layers(model, layers)
+        backbone.check_input(model, layers, pre.get("crop", pre.get("squash")))
+    except ValueError as e:
+        raise BadInput(f"--config {args.config}: {e}") from None
+    return model
+
+
+def refuse(message):
+    """The bad-input contract: one paragraph on stderr, exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def write_results(run_dir, task, metrics, facts):
+    """RUN/fingerprint.json (transfer.fingerprint) then RUN/final_metrics.json, each written atomically."""
+    from transfer import fingerprint
+
+    os.makedirs(run_dir, exist_ok=True)
+    try:
+        fingerprint.write(run_dir, task, facts)
+    except KeyError:  # the integrator registers this task's protocol facts in transfer.fingerprint
+        note = [f"no published protocol facts for '{task}' in transfer.fingerprint yet: deviations not checked"]
+        atomic_json(os.path.join(run_dir, "fingerprint.json"), dict(facts, task=task, deviations=note))
+    atomic_json(os.path.join(run_dir, "final_metrics.json"), metrics)
+
+
+def atomic_json(path, obj):
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
