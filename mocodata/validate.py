@@ -232,12 +232,30 @@ def check_cityscapes(root):
     return n
 
 
+def check_imagenet_val(root):
+    """ImageNet train/ and val/ with the same class folders, none empty (the class index of an image
+    comes from its folder: kNN and linear evaluation). Returns the number of images."""
+    dirs = [os.path.join(root, "imagenet", s) for s in ("train", "val")]
+    n = sum(check_imagefolder(d) for d in dirs)
+    lists = [sorted(c for c in os.listdir(d) if os.path.isdir(os.path.join(d, c))) for d in dirs]
+    if lists[0] != lists[1]:
+        only = sorted(set(lists[0]) ^ set(lists[1]))
+        raise DataError(dirs[1], f"class folders differ from {dirs[0]} ({len(only)} in one only, e.g. {only[:3]})")
+    for d in dirs:
+        for c in lists[0]:
+            if not any(f.lower().endswith(IMAGE_EXTS) for f in os.listdir(os.path.join(d, c))):
+                raise DataError(os.path.join(d, c), "empty class folder")
+    return n
+
+
 # data check name (transfer.protocols.Protocol.data) -> the check of what it reads under the root
 CHECKS = {
     "voc": check_voc,
     "coco": check_coco_root,
     "seg": lambda root: check_voc_seg(os.path.join(root, "VOC2012")),
     "imagenet": lambda root: check_imagefolder(os.path.join(root, "imagenet", "train")),
+    "imagenet-val": check_imagenet_val,
+    "voc07-cls": lambda root: sum(check_voc_split(os.path.join(root, "VOC2007"), s) for s in ("trainval", "test")),
     "ade20k": check_ade20k,
     "cityscapes": check_cityscapes,
 }

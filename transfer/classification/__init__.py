@@ -68,16 +68,21 @@ def build_model(args, layers, pre):
     from converters.sources import ConversionError
     from transfer.classification import backbone
 
+    def check(model):  # a model, or an arch name: a random model is checked before it is built
+        try:
+            backbone.check_layers(model, layers)
+            backbone.check_input(model, layers, pre.get("crop", pre.get("squash")))
+        except ValueError as e:
+            raise BadInput(f"--config {args.config}: {e}") from None
+
+    if args.weights is None:
+        check(args.arch or "resnet50")
     torch.manual_seed(args.seed)
     try:
         model = backbone.load_backbone(args.weights, args.arch, args.num_heads)
     except (ConversionError, ValueError) as e:
         raise BadInput(f"--weights {args.weights}: {e}" if args.weights else f"--arch {args.arch}: {e}") from None
-    try:
-        backbone.check_layers(model, layers)
-        backbone.check_input(model, layers, pre.get("crop", pre.get("squash")))
-    except ValueError as e:
-        raise BadInput(f"--config {args.config}: {e}") from None
+    check(model)
     return model
 
 

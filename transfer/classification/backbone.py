@@ -28,7 +28,8 @@ RANDOM_ARCHS = ("resnet50", "vit_small", "vit_base", "vit_large")
 
 
 def is_vit(model):
-    return hasattr(model, "patch_embed")
+    """A model, or an arch name ('resnet50', 'vit_small', ...)."""
+    return model.startswith("vit") if isinstance(model, str) else hasattr(model, "patch_embed")
 
 
 def layers_of(model):
@@ -36,7 +37,7 @@ def layers_of(model):
 
 
 def check_layers(model, layers):
-    """ValueError naming the layer when the model has no such layer."""
+    """ValueError naming the layer when the model (or arch name) has no such layer."""
     for layer in layers:
         if layer not in layers_of(model):
             kind = "a ViT" if is_vit(model) else "a ResNet-50"
@@ -48,6 +49,8 @@ def check_input(model, layers, size):
     """ValueError naming the layer when a size x size input leaves its map smaller than its pooling
     window (the table is defined at 224; ResNet stage maps are ceil(size / 2, 4, 8, 16, 32))."""
     if is_vit(model):
+        if isinstance(model, str):  # known once built
+            return
         expected = model.patch_embed.img_size[0]
         if size != expected:
             raise ValueError(f"input {size} differs from the ViT's {expected} (its position embedding's grid); "
