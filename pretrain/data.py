@@ -10,13 +10,59 @@ import cv2
 import numpy as np
 import torch
 
-from mocodata.validate import DataError, image_folder
+from mocodata.validate import DataError, image_folder, image_size
 from pretrain.augment import two_crop_transform
+
+MIN_SIDE = 8  # pixels: a smaller image has nothing to crop, only to upsample
+SCAN_LIMIT = 200_000  # image headers read before training; larger sets are checked as they load
+
+
+def check_tree(root):
+    """Refuses folder symlinks that reach a folder already in the tree: a link to `..` or to the
+    root makes torchvision's walk (it follows links) go round until the path is too long, and a
+    link to a sibling class counts its images twice under two labels. Links leaving the root (class
+    folders on another disk) are fine."""
+    seen = {os.path.realpath(root)}
+    for d, dirs, _ in os.walk(root, followlinks=True):
+        for name in list(dirs):
+            path = os.path.join(d, name)
+            real = os.path.realpath(path)
+            if real in seen or any(real == a for a in ancestors(path)):
+                raise DataError(path, f"a folder symlink to {real}, which is already part of {root}: its images "
+                                      "would be read again (or forever); remove the link")
+            seen.add(real)
+
+
+def ancestors(path):
+    real = os.path.realpath(os.path.dirname(path))
+    while True:
+        yield real
+        parent = os.path.dirname(real)
+        if parent == real:
+            return
+        real = parent
+
+
+def check_images(samples):
+    """Every image readable, complete and at least MIN_SIDE a side, from its header (no decode)."""
+    for path, _ in samples[:SCAN_LIMIT]:
+        w, h = image_size(path)
+        if min(w, h) < MIN_SIDE:
+            raise DataError(path, f"a {w}x{h} image: at least {MIN_SIDE} pixels a side are needed; remove it")
+
+
+def from_worker(err):
+    """'<path>: <problem>' of a DataError raised in a loader worker, from the RuntimeError the
+    DataLoader turns it into (it cannot rebuild a two-argument exception); None for other errors."""
+    lines = [line for line in str(err).splitlines() if "DataError: " in line]
+    return lines[-1].split("DataError: ", 1)[1] if str(err).startswith("Caught DataError") and lines else None
 
 
 class TwoCropDataset(torch.utils.data.Dataset):
     def __init__(self, root, cfg):
+        check_tree(root)
         self.samples, _ = image_folder(root)
+        check_images(self.samples)
         self.transform = two_crop_transform(cfg.method, cfg.crop, cfg.crop_min, cfg.aug)
         self.seed = cfg.seed
 

@@ -65,25 +65,40 @@ def grad_norm(params):
     return torch.nn.utils.get_total_norm(grads).item() if grads else 0.0  # one fused kernel per dtype/device
 
 
-def step(model, x1, x2, opt, cfg, m, device):
-    """Forward, backward, update: returns (loss, gradient norm)."""
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def make_scaler(cfg, device):
+    """moco-v3's GradScaler for fp16 (its state goes to the checkpoint under 'scaler'); a disabled
+    one otherwise, whose state is empty, so every checkpoint has the official keys."""
+    return torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+
+
+def step(model, x1, x2, opt, cfg, m, device, scaler=None):
+    """Forward, backward, update: returns (loss, gradient norm before clipping)."""
+    scaler = scaler or make_scaler(cfg, device)
     x1, x2 = (normalize(x.to(device, non_blocking=True)) for x in (x1, x2))
-    if device.type == "cuda" and cfg.channels_last and not cfg.arch.startswith("vit"):
+    if cfg.channels_last and not cfg.arch.startswith("vit"):
         x1, x2 = (x.contiguous(memory_format=torch.channels_last) for x in (x1, x2))
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+    with torch.autocast(device.type, dtype=AMP_DTYPES.get(cfg.amp, torch.bfloat16), enabled=cfg.amp in AMP_DTYPES):
         loss = model(x1, x2, m)
     if not torch.isfinite(loss):
         raise Diverged(f"the loss is {loss.item()}")
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    gn = grad_norm(p for g in opt.param_groups for p in g["params"])
-    opt.step()
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)  # the norm (and clipping) of the true gradient; a no-op when disabled
+    params = [p for g in opt.param_groups for p in g["params"]]
+    gn = grad_norm(params)
+    if cfg.clip_grad:
+        torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+    scaler.step(opt)  # fp16: skipped when a gradient overflowed, and the scale lowered
+    scaler.update()
     return loss.item(), gn
 
 
 def train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx):
-    """ctx: device, health, writer (TensorBoard or None), log (a JSON-lines file or None), save(epoch, it),
-    rank. Iterations already done in this epoch (a resumed run) are skipped by the sampler."""
+    """ctx: device, scaler, health, writer (TensorBoard or None), log (a JSON-lines file or None),
+    save(epoch, it), rank. Iterations already done in this epoch (a resumed run) are skipped by the sampler."""
     model.train()
     n, start = sampler.iters, sampler.start
     t0, last_save, seen = time.time(), time.time(), 0
@@ -93,11 +108,17 @@ def train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx):
         for g in opt.param_groups:
             g["lr"] = lr
         try:
-            loss, gn = step(model, x1, x2, opt, cfg, m, ctx["device"])
+            loss, gn = step(model, x1, x2, opt, cfg, m, ctx["device"], ctx["scaler"])
         except Diverged as err:
             raise Diverged(f"{err} at epoch {epoch} iteration {i}; stopped, the last good checkpoint is kept "
                            f"(lower the learning rate or see the MoCo v3 paper on instability)") from None
-        warn = ctx["health"].update(loss, gn)
+        if not math.isfinite(gn) and cfg.amp == "fp16":  # GradScaler skipped this update, lowered its scale
+            warn = f"gradient overflow in fp16, update skipped (loss scale now {ctx['scaler'].get_scale():g})"
+        elif not math.isfinite(gn):
+            raise Diverged(f"the gradient norm is {gn} at epoch {epoch} iteration {i}; stopped, the last good "
+                           "checkpoint is kept (lower the learning rate)")
+        else:
+            warn = ctx["health"].update(loss, gn)
         if warn:
             logger.warning(f"epoch {epoch} iteration {i}: {warn}")
         seen += cfg.batch_size

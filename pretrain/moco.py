@@ -39,15 +39,15 @@ def mlp(dims, last_bn=True):
 class MoCoV2(nn.Module):
     """MoCo v2: query encoder, momentum key encoder, a queue of K negative keys."""
 
-    def __init__(self, base_encoder, dim=128, K=65536, m=0.999, T=0.2, mlp_hidden=2048):
+    def __init__(self, base_encoder, dim=128, K=65536, m=0.999, T=0.2, mlp=True):
         super().__init__()
         self.K, self.m, self.T = K, m, T
         self.encoder_q = base_encoder(num_classes=dim)
         self.encoder_k = base_encoder(num_classes=dim)
-        if mlp_hidden:  # the v2 MLP head: fc.0 Linear, fc.1 ReLU, fc.2 Linear
-            in_dim = self.encoder_q.fc.weight.shape[1]
+        if mlp:  # the v2 head: fc.0 Linear, fc.1 ReLU, fc.2 the encoder's own fc; hidden = feature width
+            hidden = self.encoder_q.fc.weight.shape[1]  # 2048 for ResNet-50, 512 for ResNet-18
             for enc in (self.encoder_q, self.encoder_k):
-                enc.fc = nn.Sequential(nn.Linear(in_dim, mlp_hidden), nn.ReLU(), nn.Linear(mlp_hidden, dim))
+                enc.fc = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), enc.fc)
         for q, k in zip(self.encoder_q.parameters(), self.encoder_k.parameters()):
             k.data.copy_(q.data)
             k.requires_grad = False
@@ -105,7 +105,12 @@ def shuffled_bn_forward(encoder, x):
 
 
 class MoCoV3(nn.Module):
-    """MoCo v3: base encoder + projector + predictor, momentum encoder + projector; no queue."""
+    """MoCo v3: base encoder + projector + predictor, momentum encoder + projector; no queue.
+
+    Heads as moco-v3 `builder.py`: ResNet projector `_build_mlp(2, width, mlp_dim, dim)` in place of
+    `fc`, ViT projector `_build_mlp(3, ...)` in place of `head`; the predictor `_build_mlp(2, dim,
+    mlp_dim, dim)` ends in a BN without affine for the ViT (`MoCo_ViT`) but not for the ResNet
+    (`MoCo_ResNet` passes last_bn=False)."""
 
     def __init__(self, base_encoder, dim=256, mlp_dim=4096, T=1.0):
         super().__init__()
@@ -120,7 +125,8 @@ class MoCoV3(nn.Module):
             hidden = self.base_encoder.head.weight.shape[1]
             for enc in (self.base_encoder, self.momentum_encoder):
                 enc.head = mlp([hidden, mlp_dim, mlp_dim, dim])
-        self.predictor = mlp([dim, mlp_dim, dim], last_bn=False)
+        vit = not hasattr(self.base_encoder, "fc")
+        self.predictor = mlp([dim, mlp_dim, dim], last_bn=vit)
         for b, mo in zip(self.base_encoder.parameters(), self.momentum_encoder.parameters()):
             mo.data.copy_(b.data)
             mo.requires_grad = False

@@ -12,9 +12,11 @@ epoch end and every `--save-minutes`, and a run restarted with the same `--out` 
 where the last checkpoint left it (`--resume PATH` to start from another file).
 """
 import dataclasses
+import json
 import logging
 import os
 import sys
+import time
 from functools import partial
 
 import torch
@@ -37,7 +39,7 @@ def build_model(cfg):
     else:  # moco-v3 zero-initialises the last BN of each residual block; moco v2 does not
         base = partial(getattr(torchvision.models, cfg.arch), zero_init_residual=cfg.method == "mocov3")
     if cfg.method == "mocov2":
-        return moco.MoCoV2(base, dim=cfg.dim, K=cfg.K, m=cfg.moco_m, T=cfg.T, mlp_hidden=cfg.mlp_dim)
+        return moco.MoCoV2(base, dim=cfg.dim, K=cfg.K, m=cfg.moco_m, T=cfg.T)
     return moco.MoCoV3(base, dim=cfg.dim, mlp_dim=cfg.mlp_dim, T=cfg.T)
 
 
@@ -63,31 +65,62 @@ def setup_distributed():
 
 
 def save_atomic(obj, path):
+    """A killed run never leaves a truncated checkpoint; a full disk keeps the previous one and
+    leaves no .tmp behind."""
     tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a killed run never leaves a truncated checkpoint
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as RuntimeError
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise data.DataError(path, f"cannot write the checkpoint ({getattr(e, 'strerror', None) or e}); the "
+                                   "previous one is kept: free space (or fix the folder) and run the same "
+                                   "command again to continue from it") from None
 
 
-def checkpoint_state(cfg, model, opt, health, epoch, it):
-    """The official layout plus what an exact resume needs; `epoch`/`iter` say where to go on."""
+def checkpoint_state(cfg, model, opt, scaler, health, epoch, it):
+    """The official layout (moco-v3 adds 'scaler') plus what an exact resume needs."""
     inner = model.module if hasattr(model, "module") else model
     return {"epoch": epoch, "iter": it, "arch": cfg.arch, "config": dataclasses.asdict(cfg),
             "state_dict": {f"module.{k}": v for k, v in inner.state_dict().items()},
-            "optimizer": opt.state_dict(), "health": dict(health.state)}
+            "optimizer": opt.state_dict(), "scaler": scaler.state_dict(), "health": dict(health.state)}
 
 
-def load_resume(path, cfg, model, opt, health):
-    """(epoch, iteration) to continue from; a damaged or foreign file is an error naming it."""
+def read_checkpoint(path, cfg):
+    """The checkpoint dict of a file this run can continue from, or a DataError naming it."""
+    if os.path.isdir(path):
+        raise data.DataError(path, "a folder, not a checkpoint file: give the checkpoint.pth inside it")
+    if not os.path.isfile(path):
+        raise data.DataError(path, "no such checkpoint file")
+    if os.path.getsize(path) == 0:
+        raise data.DataError(path, "an empty file (0 bytes), not a checkpoint; delete it or give another one")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
-        inner = model.module if hasattr(model, "module") else model
-        inner.load_state_dict({k[len("module."):]: v for k, v in ck["state_dict"].items()})
-        opt.load_state_dict(ck["optimizer"])
-        health.state.update(ck.get("health", {}))
-        changed = config_changes(ck.get("config", {}), cfg)
     except Exception as e:
-        raise data.DataError(path, f"cannot resume from this checkpoint ({type(e).__name__}: "
-                                   f"{str(e).splitlines()[0][:300]})") from None
+        raise data.DataError(path, f"cannot be read as a checkpoint: truncated or another format "
+                                   f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if not isinstance(ck, dict) or not {"epoch", "state_dict", "optimizer"} <= ck.keys():
+        raise data.DataError(path, "not a pretraining checkpoint (it has no epoch, state_dict and optimizer)")
+    method = ck.get("config", {}).get("method", cfg.method)
+    if (ck.get("arch"), method) != (cfg.arch, cfg.method):
+        raise data.DataError(path, f"a {method} {ck.get('arch')} checkpoint, and this run is {cfg.method} {cfg.arch}: "
+                                   "give the --preset/--method/--arch it was trained with, or another --out")
+    return ck
+
+
+def load_resume(ck, path, cfg, model, opt, scaler, health):
+    """(epoch, iteration) to continue from, with every weight and state loaded strictly."""
+    try:
+        model.load_state_dict({k[len("module."):]: v for k, v in ck["state_dict"].items()})
+        opt.load_state_dict(ck["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise data.DataError(path, f"does not fit this model ({str(e).splitlines()[0][:200]} ...): trained with "
+                                   "another --dim/--mlp-dim/--optimizer? Give the same options") from None
+    if cfg.amp == "fp16" and ck.get("scaler"):  # an fp32/bf16 checkpoint has an empty one
+        scaler.load_state_dict(ck["scaler"])
+    health.state.update(ck.get("health", {}))
+    changed = config_changes(ck.get("config", {}), cfg)
     if changed:
         logger.warning(f"resuming {path} with a different recipe: {'; '.join(changed)}")
     return ck["epoch"], ck.get("iter", 0)
@@ -98,6 +131,36 @@ def config_changes(saved, cfg):
     logistics = {"out", "workers", "print_freq", "save_minutes", "knn_every", "knn_data", "data"}
     now = dataclasses.asdict(cfg)
     return [f"{k}: {saved[k]} -> {now[k]}" for k in now if k in saved and k not in logistics and saved[k] != now[k]]
+
+
+def check_out(out):
+    """--out must be a folder this process can create or write, before anything is trained."""
+    parent = out
+    while not os.path.exists(parent):
+        parent = os.path.dirname(os.path.abspath(parent))
+    if not os.path.isdir(parent):
+        raise data.DataError(out, f"{parent} is a file, not a folder: choose another --out")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise data.DataError(out, f"{parent} is not writable: choose a writable --out")
+
+
+def take_lock(out):
+    """An exclusive flock on OUT/.lock for this process's life (the kernel drops it if the process
+    dies): a second run on the same --out would overwrite this one's checkpoints."""
+    import fcntl
+
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd = os.open(os.path.join(out, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise data.DataError(out, f"cannot write the output folder ({e.strerror}): choose a writable --out") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise data.DataError(os.path.join(out, ".lock"), "another pretraining run is using this --out (it holds "
+                                                          "this lock): wait for it to end or choose another --out") from None
+    return fd
 
 
 def setup_logging(out, rank):
@@ -112,7 +175,12 @@ def setup_logging(out, rank):
 
 
 def knn_root(cfg, data_root):
+    """The kNN monitor's held-out split: --knn-data (checked now), else ../val beside the data if any."""
     if cfg.knn_data:
+        classes, val_classes = data.image_folder(data_root)[1], data.image_folder(cfg.knn_data)[1]
+        if classes != val_classes:
+            raise data.DataError(cfg.knn_data, f"its {len(val_classes)} classes are not the {len(classes)} of "
+                                               f"{data_root}: the kNN monitor needs the same class folders")
         return cfg.knn_data
     val = os.path.join(os.path.dirname(os.path.normpath(data_root)), "val")
     return val if os.path.isdir(val) else None
@@ -120,7 +188,7 @@ def knn_root(cfg, data_root):
 
 def wrap(model, cfg, world, device):
     model.to(device)
-    if device.type == "cuda" and cfg.channels_last and not cfg.arch.startswith("vit"):
+    if cfg.channels_last and not cfg.arch.startswith("vit"):
         model.to(memory_format=torch.channels_last)
     if world > 1:
         if cfg.method == "mocov3" and device.type == "cuda":
@@ -129,60 +197,96 @@ def wrap(model, cfg, world, device):
     return model
 
 
-def train(cfg, resume=""):
-    """Runs (or continues) a pretraining run; returns the checkpoint path."""
+def prepare(cfg, resume, rank, world, device):
+    """Every check that can refuse the run, before anything is written: config for this device,
+    data, --out, the checkpoint to continue from. Returns what the run needs."""
     from mocodata.builtin import default_demo_root, make_demo
 
-    config.check(cfg)
-    rank, world, device = setup_distributed()
+    config.check_device(config.resolve(cfg, device), device)
+    if cfg.channels_last and cfg.arch.startswith("vit"):
+        raise config.ConfigError("--channels-last: a ViT has no convolutional feature maps to lay out; drop the flag")
+    check_out(cfg.out)
     data_root = cfg.data or os.path.join(make_demo(default_demo_root()), "imagenet", "train")
     loader, sampler = data.two_crop_loader(data_root, cfg, rank, world)
-    os.makedirs(cfg.out, exist_ok=True)
-    setup_logging(cfg.out, rank)
+    val_root = knn_root(cfg, data_root)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)
     opt = build_optimizer(cfg, model)
-    health = engine.Health()
-    ckpt_path = os.path.join(cfg.out, "checkpoint.pth")
-    if os.path.exists(ckpt_path):  # this run's own state is newer than any --resume it started from
-        if resume and os.path.abspath(resume) != os.path.abspath(ckpt_path):
-            logger.warning(f"--resume {resume} ignored: {ckpt_path} holds this run's newer state")
-        resume = ckpt_path
-    start_epoch, start_iter = load_resume(resume, cfg, model, opt, health) if resume else (0, 0)
+    scaler, health = engine.make_scaler(cfg, device), engine.Health()
+    own, notes = os.path.join(cfg.out, "checkpoint.pth"), []
+    if os.path.exists(own):  # this run's own state is newer than any --resume it started from
+        if resume and os.path.abspath(resume) != os.path.abspath(own):
+            notes.append(f"--resume {resume} ignored: {own} holds this run's newer state")
+        resume = own
+    start = (0, 0)
     if resume:
-        logger.info(f"resumed from {resume} at epoch {start_epoch} iteration {start_iter}")
-    model = wrap(model, cfg, world, device)
-    if rank == 0:
-        config.write(cfg, cfg.out)
-    run_epochs(cfg, model, loader, sampler, opt, health, (start_epoch, start_iter), data_root, rank, device, ckpt_path)
-    return ckpt_path
+        start = load_resume(read_checkpoint(resume, cfg), resume, cfg, model, opt, scaler, health)
+    return dict(loader=loader, sampler=sampler, model=model, opt=opt, scaler=scaler, health=health,
+                start=start, resume=resume, notes=notes, data_root=data_root, val_root=val_root, ckpt_path=own)
 
 
-def run_epochs(cfg, model, loader, sampler, opt, health, start, data_root, rank, device, ckpt_path):
+def train(cfg, resume=""):
+    """Runs (or continues) a pretraining run; returns the checkpoint path."""
+    config.check(cfg)
+    rank, world, device = setup_distributed()
+    run = prepare(cfg, resume, rank, world, device)
+    lock = take_lock(cfg.out) if rank == 0 else None
+    try:
+        setup_logging(cfg.out, rank)
+        for note in run["notes"]:
+            logger.warning(note)
+        if run["resume"]:
+            logger.info(f"resumed from {run['resume']} at epoch {run['start'][0]} iteration {run['start'][1]}")
+        model = wrap(run["model"], cfg, world, device)
+        if rank == 0:
+            config.write(cfg, cfg.out)
+        run_epochs(cfg, model, run, rank, device)
+    finally:
+        if lock is not None:
+            os.close(lock)
+    return run["ckpt_path"]
+
+
+def monitor(cfg, model, run, epoch, epoch_s, writer, log):
+    """The kNN top-1 of the backbone, with its cost (seconds, % of the epoch) in the logs."""
+    inner = model.module if hasattr(model, "module") else model
+    encoder = inner.encoder_q if cfg.method == "mocov2" else inner.base_encoder
+    t0 = time.time()
+    acc = knn.knn_accuracy(encoder, run["data_root"], run["val_root"], cfg.crop, next(encoder.parameters()).device,
+                           run["sampler"].iters * cfg.batch_size, cfg.amp, cfg.channels_last)
+    cost = time.time() - t0
+    if acc is not None:
+        logger.info(f"epoch {epoch}: kNN top-1 {acc:.2f}% on {run['val_root']} ({cost:.2f}s, "
+                    f"{100 * cost / epoch_s:.1f}% of the epoch's {epoch_s:.1f}s)")
+        writer.add_scalar("eval/knn_top1", acc, epoch + 1)
+        log.write(json.dumps(dict(epoch=epoch, knn_top1=acc, knn_s=cost, epoch_s=epoch_s,
+                                  knn_share=cost / epoch_s)) + "\n")
+
+
+def run_epochs(cfg, model, run, rank, device):
     from torch.utils.tensorboard import SummaryWriter
+
+    sampler, opt, ckpt_path = run["sampler"], run["opt"], run["ckpt_path"]
 
     def save(epoch, it):
         if rank == 0:
-            save_atomic(checkpoint_state(cfg, model, opt, health, epoch, it), ckpt_path)
+            save_atomic(checkpoint_state(cfg, model, opt, run["scaler"], run["health"], epoch, it), ckpt_path)
 
     writer = SummaryWriter(os.path.join(cfg.out, "tb")) if rank == 0 else None
     log = open(os.path.join(cfg.out, "log.jsonl"), "a") if rank == 0 else None
-    ctx = dict(device=device, health=health, writer=writer, log=log, save=save, rank=rank)
-    val_root = knn_root(cfg, data_root)
-    logger.info(f"{cfg.method} {cfg.arch}: {sampler.iters} iterations/epoch x {cfg.epochs} epochs, "
-                f"batch {cfg.batch_size}, lr {cfg.lr:.4g}, {cfg.optimizer}, on {device}; out {cfg.out}")
+    ctx = dict(device=device, scaler=run["scaler"], health=run["health"], writer=writer, log=log, save=save, rank=rank)
+    logger.info(f"{cfg.method} {cfg.arch}: {sampler.iters} iterations/epoch x {cfg.epochs} epochs, batch "
+                f"{cfg.batch_size}, lr {cfg.lr:.4g}, {cfg.optimizer}, amp {cfg.amp}, on {device}; out {cfg.out}")
+    start = run["start"]
     try:
         for epoch in range(start[0], cfg.epochs):
             sampler.set_epoch(epoch, start[1] if epoch == start[0] else 0)
-            engine.train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx)
+            t0 = time.time()
+            engine.train_one_epoch(model, run["loader"], sampler, opt, cfg, epoch, ctx)
+            epoch_s = time.time() - t0
             save(epoch + 1, 0)
-            if rank == 0 and val_root and cfg.knn_every and (epoch + 1) % cfg.knn_every == 0:
-                inner = model.module if hasattr(model, "module") else model
-                encoder = inner.encoder_q if cfg.method == "mocov2" else inner.base_encoder
-                acc = knn.knn_accuracy(encoder, data_root, val_root, cfg.crop, device)
-                if acc is not None:
-                    logger.info(f"epoch {epoch}: kNN top-1 {acc:.2f}% on {val_root}")
-                    writer.add_scalar("eval/knn_top1", acc, epoch + 1)
+            if rank == 0 and run["val_root"] and cfg.knn_every and (epoch + 1) % cfg.knn_every == 0:
+                monitor(cfg, model, run, epoch, epoch_s, writer, log)
             if dist.is_initialized():
                 dist.barrier()
     finally:
@@ -194,7 +298,8 @@ def run_epochs(cfg, model, loader, sampler, opt, health, start, data_root, rank,
 
 def main(argv=None):
     p = config.parser()
-    p.add_argument("--resume", default="", help="checkpoint to start from when OUT has none (OUT/checkpoint.pth wins)")
+    p.add_argument("--resume", default="", metavar="PATH",
+                   help="checkpoint to start from when OUT has none (OUT/checkpoint.pth wins); default: none")
     args = p.parse_args(argv)
     try:
         cfg = config.from_args(args)
@@ -206,6 +311,11 @@ def main(argv=None):
         print(f"checkpoint: {train(cfg, args.resume)}")
     except (config.ConfigError, data.DataError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # a DataError raised in a data-loading worker
+        if data.from_worker(e) is None:
+            raise
+        print(f"error: {data.from_worker(e)}", file=sys.stderr)
         return 2
     except engine.Diverged as e:
         print(f"error: {e}", file=sys.stderr)

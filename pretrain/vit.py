@@ -61,3 +61,8 @@ def vit_small(**kwargs):
 
 def vit_base(**kwargs):
     return vit(768, 12, 12, **kwargs)
+
+
+def vit_large(**kwargs):
+    """ViT-L/16 (mmpretrain MoCoV3ViT arch 'large'): 24 blocks, width 1024, 16 heads, MLP 4096."""
+    return vit(1024, 24, 16, **kwargs)

@@ -19,7 +19,7 @@ def tiny_vit(num_classes, **kw):
 
 
 def test_infonce_logits_and_labels():
-    m = moco.MoCoV2(tiny_encoder, dim=8, K=16, T=0.2, mlp_hidden=0)
+    m = moco.MoCoV2(tiny_encoder, dim=8, K=16, T=0.2, mlp=False)
     q = F.normalize(torch.randn(4, 8), dim=1)
     k = F.normalize(torch.randn(4, 8), dim=1)
     logits, labels = m.infonce(q, k)
@@ -29,7 +29,7 @@ def test_infonce_logits_and_labels():
 
 
 def test_queue_update_and_wrap_around():
-    m = moco.MoCoV2(tiny_encoder, dim=8, K=12, mlp_hidden=0)
+    m = moco.MoCoV2(tiny_encoder, dim=8, K=12, mlp=False)
     for step in range(4):  # 4 batches of 4 into a queue of 12: the 4th wraps to the start
         keys = torch.full((4, 8), float(step))
         m.dequeue_and_enqueue(keys)
@@ -40,7 +40,7 @@ def test_queue_update_and_wrap_around():
 
 
 def test_momentum_update():
-    m = moco.MoCoV2(tiny_encoder, dim=8, K=8, m=0.9, mlp_hidden=0)
+    m = moco.MoCoV2(tiny_encoder, dim=8, K=8, m=0.9, mlp=False)
     q0 = [p.detach().clone() for p in m.encoder_q.parameters()]
     for p in m.encoder_q.parameters():
         p.data.add_(1.0)
@@ -51,7 +51,7 @@ def test_momentum_update():
 
 
 def test_v2_mlp_head_layout():
-    m = moco.MoCoV2(tiny_encoder, dim=8, K=8, mlp_hidden=16)
+    m = moco.MoCoV2(tiny_encoder, dim=8, K=8, mlp=True)
     names = [k for k in m.state_dict() if k.startswith("encoder_q.fc")]
     assert names == ["encoder_q.fc.0.weight", "encoder_q.fc.0.bias", "encoder_q.fc.2.weight", "encoder_q.fc.2.bias"]
 
@@ -182,7 +182,7 @@ def test_nan_loss_stops():
 def test_bf16_autocast_step(method):
     """The GPU recipe's bf16 autocast, run on the CPU: mixed dtypes in the queue and the gathers."""
     if method == "mocov2":
-        m = moco.MoCoV2(tiny_encoder, dim=8, K=16, mlp_hidden=16)
+        m = moco.MoCoV2(tiny_encoder, dim=8, K=16, mlp=True)
     else:
         m = moco.MoCoV3(tiny_encoder, dim=8, mlp_dim=16, T=0.2)
     x1, x2 = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
@@ -210,3 +210,22 @@ def test_grad_norm_is_the_global_l2_norm():
     a.grad, b.grad = torch.tensor([3.0, 0.0]), torch.tensor([4.0])
     assert engine.grad_norm([a, b, torch.nn.Parameter(torch.zeros(1))]) == pytest.approx(5.0)
     assert engine.grad_norm([]) == 0.0
+
+
+def test_knn_decodes_each_image_once_and_caps_its_share(demo_root, monkeypatch):
+    import os
+
+    from pretrain import knn
+
+    decoded = []
+    real = knn.centre_crop
+    monkeypatch.setattr(knn, "centre_crop", lambda p, crop: decoded.append(p) or real(p, crop))
+    monkeypatch.setattr(knn, "_CACHE", {})
+    train, val = (os.path.join(demo_root, "imagenet", s) for s in ("train", "val"))
+    enc = tiny_encoder(4)
+    first = knn.knn_accuracy(enc, train, val, 32, torch.device("cpu"), epoch_images=16)
+    n = len(decoded)
+    assert n == 4 + 2 and len(set(decoded)) == n  # a quarter and an eighth of 16 images, each once
+    assert knn.knn_accuracy(enc, train, val, 32, torch.device("cpu"), epoch_images=16) == first
+    assert len(decoded) == n  # the second evaluation decodes nothing
+    assert knn.sizes(1_281_167) == (10000, 5000)  # ImageNet: the fixed 10k bank and 5k queries
