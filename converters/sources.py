@@ -182,8 +182,11 @@ def check_resnet50(sd, path):
 
 def check_finite(sd, path):
     """NaN/Inf weights load without a word downstream and surface later as 'diverged'."""
-    bad = [(k, int((~torch.isfinite(v)).sum()), v.numel()) for k, v in sd.items()
-           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    # a NaN or Inf anywhere makes the sum non-finite: one cheap pass; the exact count then rules
+    # out a sum that merely overflowed
+    maybe = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v.sum(dtype=torch.float32))]
+    counts = {k: int((~torch.isfinite(sd[k])).sum()) for k in maybe}
+    bad = [(k, n, sd[k].numel()) for k, n in counts.items() if n]
     if bad:
         k, n, total = bad[0]
         raise ConversionError(f"{path}: {len(bad)} tensors hold NaN or Inf values (first: {k}, {n} of {total} "

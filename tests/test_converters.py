@@ -267,11 +267,18 @@ def vit_large_like(path, layout):
 
 @pytest.fixture(scope="module")
 def mmseg_vit_large_shapes():
-    """Built for real once (mmseg's constructor calls .item(), so the meta device cannot be used)."""
+    """mmseg's own class on the meta device (no memory); its drop-path schedule calls .item() on a
+    linspace, which must be a real tensor for that."""
     from mmseg.models.backbones import VisionTransformer
 
-    target = VisionTransformer(img_size=224, patch_size=16, embed_dims=1024, num_layers=24, num_heads=16,
-                               final_norm=True, patch_bias=True)
+    linspace = torch.linspace
+    torch.linspace = lambda *a, **k: linspace(*a, **{**k, "device": "cpu"})
+    try:
+        with torch.device("meta"):
+            target = VisionTransformer(img_size=224, patch_size=16, embed_dims=1024, num_layers=24, num_heads=16,
+                                       final_norm=True, patch_bias=True)
+    finally:
+        torch.linspace = linspace
     return {k: v.shape for k, v in target.state_dict().items()}
 
 
