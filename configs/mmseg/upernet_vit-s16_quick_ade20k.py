@@ -1,0 +1,33 @@
+# The ADE20K UperNet protocol on the built-in data, on CPU in minutes: same model (ViT-S), 128 crops,
+# 2 images per step, 20 iterations.
+_base_ = ['./upernet_vit-s16_mln_8xb2-160k_ade20k-512x512_moco.py']
+crop_size = (128, 128)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(img_size=crop_size, drop_path_rate=0.0),
+    test_cfg=dict(mode='slide', crop_size=crop_size, stride=(85, 85)))
+optim_wrapper = dict(type='OptimWrapper')
+_train = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(512, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs')
+]
+_test = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(512, 128), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='PackSegInputs')
+]
+train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=_train))
+val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipeline=_test))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters=20, val_interval=20)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=5),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=5, end=20, by_epoch=False),
+]
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=20))
