@@ -4,7 +4,10 @@
 
 ResNet-50 -> the `.pkl` that serves both R50-C4 and R50-FPN (moco's
 detection/convert-pretrain-to-detectron2.py, with the head dropped); ViT -> the ViTDet
-backbone layout (`backbone.net.*`). Every key is renamed by a rule, or the run stops.
+backbone layout (`backbone.net.*`). Every key is renamed by a rule, or the run stops. The
+output must be named *.pkl (detectron2 picks its reader by the name); bfloat16 tensors are stored
+as float32 (numpy has none; exact); 'meta' records arch and num_heads, and the report line prints
+the ViT(...) arguments ViTDet needs.
 """
 import pickle
 import re

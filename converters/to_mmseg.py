@@ -4,7 +4,9 @@
 
 ResNet-50 -> the 7x7-stem `ResNet` of FCN R50-D8 (torchvision names, kept as they are);
 ViT -> mmseg's `VisionTransformer` (mmseg tools/model_converters/vit2mmseg.py rules).
-Written as `{'state_dict': backbone tensors}`, for the backbone's Pretrained init_cfg.
+Written as `{'state_dict': backbone tensors, 'meta': {arch, num_heads, ...}}`, for the backbone's
+Pretrained init_cfg, under the name given (mmengine reads any name). The ViT report line prints
+the VisionTransformer(...) arguments (patch_bias=True: timm's patch projection has a bias).
 """
 import re
 import sys

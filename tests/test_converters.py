@@ -233,6 +233,15 @@ def test_vitdet_backbone_loads_every_tensor_and_equals_timm(tmp_path, capsys):
     assert set(mine) == set(saved)  # nothing ViTDet adds by design here: no rel_pos with use_rel_pos=False
     for k, v in saved.items():
         torch.testing.assert_close(mine[k], torch.from_numpy(v), rtol=0, atol=0)
+    # with ViTDet's own additions switched on, exactly those are left to initialise
+    windowed = torch.nn.Module()
+    windowed.backbone = torch.nn.Module()
+    windowed.backbone.net = vitdet.ViT(img_size=224, patch_size=16, embed_dim=384, depth=12, num_heads=12, window_size=14,
+                                       window_block_indexes=[0, 1, 3, 4], use_rel_pos=True, pretrain_img_size=224)
+    cp = DetectionCheckpointer(windowed)
+    inc = cp._load_model(cp._load_file(out))
+    assert sorted(inc.missing_keys) == sorted(f"backbone.net.blocks.{i}.attn.rel_pos_{a}" for i in range(12) for a in "hw")
+    assert not inc.unexpected_keys and not inc.incorrect_shapes
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():  # ViTDet drops the cls token: timm's blocks on the patch tokens alone, no final norm
         h = vit.blocks(vit.patch_embed(x) + vit.pos_embed[:, 1:])
