@@ -312,6 +312,26 @@ def test_vit_large_reads_and_converts(layout, tmp_path, capsys, mmseg_vit_large_
     assert vitdet["backbone.net.pos_embed"].shape == (1, 197, 1024)
 
 
+@pytest.mark.slow
+def test_real_vit_large_to_mmseg_equals_timm_features(tmp_path):
+    """A real ViT-L/16 (1.2 GB): converted from the moco-v3 layout, strict into mmseg, same features."""
+    from mmengine.runner import load_checkpoint
+    from mmseg.models.backbones import VisionTransformer
+
+    vit = tiny_vit(24, 1024, 16, 224)
+    ckpt = mocov3_file(vit, tmp_path / "vitl.pth", arch="vit_large")
+    out = str(tmp_path / "vitl_mmseg.pth")
+    assert to_mmseg.main([ckpt, "-o", out]) == 0
+    ours = VisionTransformer(img_size=224, patch_size=16, embed_dims=1024, num_layers=24, num_heads=16,
+                             out_indices=(23,), final_norm=True, norm_cfg=dict(type="LN", eps=1e-6), patch_bias=True)
+    ours.eval()  # mmseg's train() returns None
+    load_checkpoint(ours, out, strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        ref = vit.forward_features(x)[:, 1:].transpose(1, 2).reshape(1, 1024, 14, 14)
+        torch.testing.assert_close(ours(x)[0], ref, rtol=1e-4, atol=1e-4)
+
+
 def test_timm_vit_rebuilt_from_the_backbone(tmp_path):
     """Another module builds timm's VisionTransformer from read_backbone's timm-name dict."""
     from converters.vit_layout import build_timm_vit
