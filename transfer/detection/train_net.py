@@ -20,7 +20,7 @@ from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
 
 from mocodata import register
-from transfer import fingerprint
+from transfer import fingerprint, loadcheck
 from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.coco_eval import FastCOCOEvaluator
 
@@ -38,32 +38,46 @@ class Trainer(DefaultTrainer):
             return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
         return PascalVOCDetectionEvaluator(dataset_name)
 
+    @classmethod
+    def test(cls, cfg, model, evaluators=None):
+        """detectron2's evaluation; its latest results are also written to OUTPUT_DIR/eval_metrics.json
+        (main() renames them final_metrics.json once training has finished)."""
+        results = super().test(cfg, model, evaluators)
+        if comm.is_main_process():
+            with open(os.path.join(cfg.OUTPUT_DIR, "eval_metrics.json"), "w") as f:
+                json.dump(results, f, indent=1)
+        return results
+
     def resume_or_load(self, resume=True):
-        if (resume and self.checkpointer.has_checkpoint()) or not self.cfg.MODEL.WEIGHTS:
-            return super().resume_or_load(resume)  # this run's own state, or random init
-        # pretrained weights: detectron2's own loading path (matching heuristics), then the check
-        cp, path = self.checkpointer, self.cfg.MODEL.WEIGHTS
-        incompatible = cp._load_model(cp._load_file(path))
-        cp._log_incompatible_keys(incompatible)  # the heads are new: listed, as detectron2 lists them
-        check_backbone_loaded(path, incompatible)
-        logger.info(f"backbone: every pretrained tensor loaded from {path}")
+        resuming = resume and self.checkpointer.has_checkpoint()
+        super().resume_or_load(resume)  # this run's own state, or the pretrained weights, or random init
+        if self.cfg.MODEL.WEIGHTS and not resuming:
+            n = check_backbone_loaded(self.cfg.MODEL.WEIGHTS, self.model)
+            logger.info(f"backbone: every pretrained tensor loaded from {self.cfg.MODEL.WEIGHTS} ({n} tensors)")
 
 
-# pretrained tensors a converted checkpoint must fill: the ResNet stem and stages, wherever the
-# architecture puts them (C4: backbone + roi_heads.res5; FPN: backbone.bottom_up)
-PRETRAINED = re.compile(r"^(backbone\.(bottom_up\.)?|roi_heads\.)(stem|res[2-5])\.")
+# where the architecture puts the converted ResNet's stem and stages (C4: backbone + roi_heads.res5;
+# FPN: backbone.bottom_up); the rest of a model key is the converted file's key
+PRETRAINED = re.compile(r"^(backbone\.(bottom_up\.)?|roi_heads\.)(?=(stem|res[2-5])\.)")
 
 
-def check_backbone_loaded(path, incompatible):
-    """detectron2 only logs the tensors it could not load, then trains from random init (a wrong
-    prefix loads nothing: detectron2#5412, mmselfsup#89). Stop instead."""
-    missing = [k for k in incompatible.missing_keys if PRETRAINED.match(k)
-               and not k.startswith("roi_heads.res5.norm.")  # the protocol's extra norm is new
-               and not k.endswith("num_batches_tracked")]
-    wrong = [k for k, *_ in incompatible.incorrect_shapes if PRETRAINED.match(k)]
-    if missing or wrong:
-        raise RuntimeError(f"{path}: the backbone did not load: {len(missing)} tensors missing (e.g. {missing[:2]}), "
-                           f"{len(wrong)} with other shapes (e.g. {wrong[:2]}); convert it with converters/to_detectron2.py")
+def check_backbone_loaded(path, model):
+    """Every ResNet tensor of the model equals the converted file's, after detectron2's own loading."""
+    import pickle
+
+    with open(path, "rb") as f:
+        expected = {k: torch.as_tensor(v) for k, v in pickle.load(f, encoding="latin1")["model"].items()}
+    actual = {PRETRAINED.sub("", k): v for k, v in model.state_dict().items() if PRETRAINED.match(k)}
+    return loadcheck.check_loaded(path, expected, actual, new=[r"^res5\.norm\."])  # the protocol's extra norm
+
+
+def build_cfg(config_file, opts=(), world_size=1):
+    """The one way a detectron2 protocol config is built: the file, the overrides, then the world size."""
+    cfg = get_cfg()
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    adapt_to_world(cfg, world_size)
+    return cfg
 
 
 def adapt_to_world(cfg, world_size):
@@ -80,10 +94,7 @@ def adapt_to_world(cfg, world_size):
 
 
 def setup(args):
-    cfg = get_cfg()
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    adapt_to_world(cfg, comm.get_world_size())
+    cfg = build_cfg(args.config_file, args.opts, comm.get_world_size())
     cfg.freeze()
     default_setup(cfg, args)  # logs the environment, writes the effective config.yaml
     return cfg
@@ -102,9 +113,11 @@ def main(args):
     if args.eval_only:
         results = Trainer.test(cfg, trainer.model)
     else:
-        trainer.train()
-        # the final evaluation hook's results (train() returns them only with EXPECTED_RESULTS)
-        results = getattr(trainer, "_last_eval_results", None) or Trainer.test(cfg, trainer.model)
+        latest = os.path.join(cfg.OUTPUT_DIR, "eval_metrics.json")
+        if comm.is_main_process() and os.path.exists(latest):
+            os.remove(latest)  # an earlier, interrupted run's
+        trainer.train()  # its EvalHook always evaluates after the last iteration: eval_metrics.json
+        results = json.load(open(latest)) if comm.is_main_process() else None
     if comm.is_main_process():
         with open(os.path.join(cfg.OUTPUT_DIR, "final_metrics.json"), "w") as f:
             json.dump(results, f, indent=1)

@@ -10,38 +10,30 @@ import argparse
 import json
 import os
 
-# MMEngine 0.10 resumes with torch.load's default, which torch >= 2.6 made weights_only=True;
-# its own checkpoints hold logging objects. They are files this run wrote, so load them fully.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
+from mmengine.runner import Runner, find_latest_checkpoint
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
-from mmseg.evaluation import IoUMetric  # noqa: E402
-from mmseg.registry import METRICS  # noqa: E402
-
-from transfer import fingerprint  # noqa: E402
+from transfer import fingerprint, loadcheck
 
 
 class BackboneLoadedCheck(Hook):
-    """Before training: every backbone tensor equals the converted checkpoint's."""
+    """Before training: every backbone tensor equals the converted checkpoint's. The config may list
+    tensors the model adds or resizes by design: `moco_load_check = dict(new=[regex], resized=[name])`."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path, new=(), resized=()):
+        self.path, self.new, self.resized = path, new, resized
 
     def before_train(self, runner):
         if runner.iter > 0:  # resumed: the backbone has trained since
             return
         expected = torch.load(self.path, map_location="cpu", weights_only=True)["state_dict"]
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
-        actual = model.backbone.state_dict()
-        missing = [k for k in actual if k not in expected and not k.endswith("num_batches_tracked")]
-        differ = [k for k in expected if k in actual and not torch.equal(actual[k].cpu(), expected[k])]
-        if missing or differ or len(expected) > len(actual):
-            raise RuntimeError(f"{self.path}: the backbone did not load: {len(missing)} tensors missing "
-                               f"(e.g. {missing[:2]}), {len(differ)} differ (e.g. {differ[:2]})")
-        runner.logger.info(f"backbone: all {len(actual)} tensors loaded from {self.path}")
+        n = loadcheck.check_loaded(self.path, expected, model.backbone.state_dict(), self.new, self.resized)
+        runner.logger.info(f"backbone: all {n} tensors loaded from {self.path}")
 
 
 @METRICS.register_module()
@@ -64,10 +56,36 @@ def set_data_root(cfg, voc2012):
             d.data_root = voc2012
 
 
-def build_cfg(args):
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+def unknown_options(cfg, options):
+    """The --cfg-options keys that name nothing in the config (MMEngine would add them silently)."""
+    bad, tree = [], cfg.to_dict()
+    for key in options or {}:
+        node = tree
+        for part in key.split("."):
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                bad.append(key)
+                break
+    return bad
+
+
+def build_cfg(config, options=None):
+    """The one way an MMSeg protocol config is built: the file, then the --cfg-options (known keys only)."""
+    cfg = Config.fromfile(config)
+    bad = unknown_options(cfg, options)
+    if bad:
+        raise KeyError(f"--cfg-options {', '.join(bad)}: no such key in {config}")
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def run_cfg(args):
+    """The protocol config plus this run's data root, folder, seed and launcher, and the weights."""
+    cfg = build_cfg(args.config, args.cfg_options)
     set_data_root(cfg, os.path.join(args.data_root, "VOC2012"))
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
@@ -78,18 +96,31 @@ def build_cfg(args):
     # MMEngine reads resume=True with a load_from as "resume from load_from": a pretrained backbone
     # is not a training state. Resume only from this run's own last checkpoint; else load weights.
     cfg.resume = find_latest_checkpoint(args.work_dir) is not None if os.path.isdir(args.work_dir) else False
-    if args.weights and not cfg.resume:
-        # a full-model file with the backbone under 'backbone.': heads stay at their init
-        sd = torch.load(args.weights, map_location="cpu", weights_only=True)["state_dict"]
-        full = os.path.join(args.work_dir, "pretrained_full_model.pth")
-        os.makedirs(args.work_dir, exist_ok=True)
-        tmp = f"{full}.{os.getpid()}.tmp"  # every rank writes the same file: atomically, each its own copy
-        torch.save({"state_dict": {f"backbone.{k}": v for k, v in sd.items()}}, tmp)
-        os.replace(tmp, full)
-        cfg.load_from = full
+    if args.weights and not cfg.resume:  # the converted file is the backbone's own state dict
+        cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=args.weights)
     if not torch.cuda.is_available():
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
     return cfg
+
+
+def trust_own_checkpoints(runner):
+    """MMEngine 0.10 resumes through torch.load's default, weights_only=True since torch 2.6, and its
+    own checkpoints hold pickled logging objects. Those files are this run's own: load them fully, in
+    this runner's resume() only (every other load stays weights_only)."""
+    resume = runner.resume
+
+    def resume_trusted(*args, **kwargs):
+        old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+        try:
+            return resume(*args, **kwargs)
+        finally:
+            if old is None:
+                del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
+            else:
+                os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+    runner.resume = resume_trusted
 
 
 def main(argv=None):
@@ -103,12 +134,15 @@ def main(argv=None):
     p.add_argument("--cfg-options", nargs="+", action=DictAction)
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args(argv)
-    cfg = build_cfg(args)
+    cfg = run_cfg(args)
     runner = Runner.from_cfg(cfg)
     if runner.rank == 0:
         fingerprint.write(args.work_dir, "seg", fingerprint.mmseg_facts(cfg, runner.world_size, args.seed, args.weights))
     if args.weights:
-        runner.register_hook(BackboneLoadedCheck(args.weights), priority="VERY_LOW")
+        check = cfg.get("moco_load_check", {})
+        runner.register_hook(BackboneLoadedCheck(args.weights, check.get("new", ()), check.get("resized", ())),
+                             priority="VERY_LOW")
+    trust_own_checkpoints(runner)
     runner.train()
     metrics = runner.test()
     if runner.rank == 0:
