@@ -67,8 +67,8 @@ def save(sd, path, meta=None):
 def hint(report):
     if "vit" not in report:
         return ""
-    return ("mmpretrain: the classification runners build VisionTransformer/MoCoV3ViT with arch "
-            f"{{embed_dims, num_layers, num_heads={report.get('num_heads') or '?'}, feedforward_channels}} from this file")
+    return ("mmpretrain: the classification runners build VisionTransformer/MoCoV3ViT with arch {embed_dims, "
+            f"num_layers, num_heads={report.get('num_heads') or '?'}, feedforward_channels}} from this file")
 
 
 def main(argv=None):

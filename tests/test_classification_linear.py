@@ -14,7 +14,7 @@ from mmengine.config import Config
 from converters import to_mmpretrain
 from tests.badinput import refuses
 from tests.conftest import config_path
-from transfer.classification import finetune, linear, mmrun, stages
+from transfer.classification import finetune, linear, stages
 
 # The published recipes, written from the official sources (not from transfer/classification):
 # moco main_lincls.py; moco-v3 main_lincls.py + CONFIG.md (lr = base x batch / 256); mmselfsup 0.x
@@ -111,6 +111,19 @@ def test_converted_resnet50_loads_with_equal_features():
         torch.testing.assert_close(model(x)[0], ref)
 
 
+def test_converter_cli_writes_what_the_runners_read(tmp_path, r50):
+    """An official MoCo v2 checkpoint (module.encoder_q.*) -> torchvision names, format 'mmpretrain'."""
+    sd = r50[1]
+    ckpt = {f"module.encoder_q.{k}": v for k, v in sd.items()}
+    ckpt.update({"module.encoder_q.fc.0.weight": torch.zeros(2048, 2048), "module.queue": torch.zeros(128, 8)})
+    torch.save({"arch": "resnet50", "state_dict": ckpt}, tmp_path / "moco_v2.pth.tar")
+    out = tmp_path / "out_mmpretrain.pth"
+    assert to_mmpretrain.main([str(tmp_path / "moco_v2.pth.tar"), "-o", str(out)]) == 0
+    obj = torch.load(out, weights_only=True)
+    assert obj["meta"]["format"] == "mmpretrain" and obj["meta"]["arch"] == "resnet50"
+    assert obj["state_dict"].keys() == sd.keys() and all(torch.equal(obj["state_dict"][k], sd[k]) for k in sd)
+
+
 def test_topk_over_few_classes_and_clipped_lighting():
     scores = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     assert stages.topk_accuracy(scores, torch.tensor([0, 1]), (1, 2, 5)) == [50.0, 100.0, 100.0]
@@ -133,7 +146,8 @@ def r50(tmp_path_factory):
         elif k.endswith("running_var"):
             sd[k] = torch.rand_like(sd[k]) + 0.5
     path = str(tmp_path / "r50_mmpretrain.pth")
-    to_mmpretrain.save(to_mmpretrain.convert("resnet50", sd, "r50"), path, {"arch": "resnet50", "source": "torchvision"})
+    meta = {"arch": "resnet50", "source": "torchvision"}
+    to_mmpretrain.save(to_mmpretrain.convert("resnet50", sd, "r50"), path, meta)
     return path, sd
 
 
@@ -141,7 +155,8 @@ def vit_weights(tmp_path, depth=12, width=384, heads=12, name="vits"):
     sd = timm_vit(depth, width, heads, img=224, patch=16).state_dict()
     path = str(tmp_path / f"{name}_mmpretrain.pth")
     arch = "vit_small" if (depth, width) == (12, 384) else "vit"
-    to_mmpretrain.save(to_mmpretrain.convert("vit", sd, name), path, {"arch": arch, "num_heads": heads, "source": "timm"})
+    meta = {"arch": arch, "num_heads": heads, "source": "timm"}
+    to_mmpretrain.save(to_mmpretrain.convert("vit", sd, name), path, meta)
     return path
 
 

@@ -2,7 +2,8 @@
 # MoCo v3's ViT-S of 12 heads (DeiT-S has 6: the tensors would load and the model would be another one).
 _base_ = ['./finetune_vit_base.py']
 recipe = 'mocov3_vit_small'
-model = dict(backbone=dict(arch=dict(_delete_=True, embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)),
+model = dict(backbone=dict(arch=dict(_delete_=True, embed_dims=384, num_layers=12, num_heads=12,
+                                     feedforward_channels=1536)),
              head=dict(in_channels=384))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=5, convert_to_iter_based=True),

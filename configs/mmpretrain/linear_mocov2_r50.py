@@ -1,6 +1,7 @@
 # MoCo v2 linear probe, moco main_lincls.py: a Linear (N(0, 0.01), bias 0) on res5 GAP, the backbone frozen
 # in eval mode (frozen_stages=4: BN statistics fixed too); SGD lr 30, m 0.9, wd 0; 8 GPUs x 32 = 256 images
-# per update; 100 epochs, x0.1 at 60 and 80. (= mmpretrain configs/mocov2/benchmarks/resnet50_8xb32-linear-steplr-100e_in1k.py)
+# per update; 100 epochs, x0.1 at 60 and 80.
+# (= mmpretrain configs/mocov2/benchmarks/resnet50_8xb32-linear-steplr-100e_in1k.py)
 _base_ = ['./_base_/imagenet_linear.py', './_base_/default_runtime.py']
 task = 'linear'
 recipe = 'mocov2_r50'

@@ -1,6 +1,7 @@
 # MoCo v3 ViT linear probe, moco-v3 main_lincls.py / CONFIG.md: a plain Linear N(0, 0.01) on the class token
 # after the final LayerNorm, every block frozen; SGD m 0.9, wd 0, lr 3 x 1024/256 = 12; 8 GPUs x 128 = 1024
-# per update; 90 epochs, cosine per epoch, no warmup. (= mmpretrain configs/mocov3/benchmarks/vit-small-p16_8xb128-linear-coslr-90e_in1k.py)
+# per update; 90 epochs, cosine per epoch, no warmup.
+# (= mmpretrain configs/mocov3/benchmarks/vit-small-p16_8xb128-linear-coslr-90e_in1k.py)
 _base_ = ['./_base_/imagenet_linear.py', './_base_/default_runtime.py']
 task = 'linear'
 recipe = 'mocov3_vit'

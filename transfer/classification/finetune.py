@@ -47,8 +47,6 @@ def augment_facts(cfg):
 
 def facts(cfg, world_size, args):
     """(this run's facts, the official facts of its recipe)."""
-    if cfg.recipe not in RECIPES:
-        raise ValueError(f"{args.config}: unknown recipe {cfg.recipe!r} (one of {', '.join(RECIPES)})")
     out = mmrun.common_facts(cfg, world_size, args.seed, args.weights)
     ow, bb = cfg.optim_wrapper, cfg.model.backbone
     accumulate = ow.get("accumulative_counts", 1)
@@ -64,7 +62,7 @@ def facts(cfg, world_size, args):
 
 
 def main(argv=None):
-    return mmrun.main(argv, __doc__.split("\n")[0], facts, tasks=("finetune",), frozen=False)
+    return mmrun.main(argv, __doc__.split("\n")[0], facts, tasks=("finetune",), recipes=RECIPES, frozen=False)
 
 
 if __name__ == "__main__":

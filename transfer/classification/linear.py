@@ -57,8 +57,6 @@ def features(model):
 
 def facts(cfg, world_size, args):
     """(this run's facts, the official facts of its recipe)."""
-    if cfg.recipe not in RECIPES:
-        raise ValueError(f"{args.config}: unknown recipe {cfg.recipe!r} (one of {', '.join(RECIPES)})")
     head, opt = cfg.model.head, cfg.optim_wrapper.optimizer
     out = mmrun.common_facts(cfg, world_size, args.seed, args.weights)
     frozen = backbone_frozen(cfg.model.backbone)
@@ -88,7 +86,8 @@ def stage_facts(cfg, world_size):
 
 
 def main(argv=None):
-    return mmrun.main(argv, __doc__.split("\n")[0], facts, tasks=("linear", "linear-stages"), frozen=True)
+    return mmrun.main(argv, __doc__.split("\n")[0], facts, tasks=("linear", "linear-stages"), recipes=RECIPES,
+                      frozen=True)
 
 
 if __name__ == "__main__":

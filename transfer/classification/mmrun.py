@@ -29,7 +29,8 @@ IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
 def parser(description):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", required=True, help="configs/mmpretrain/*.py")
-    p.add_argument("--data-root", required=True, help="folder with imagenet/ (or places205/): {train,val}/<class>/*.jpg")
+    p.add_argument("--data-root", required=True,
+                   help="folder with imagenet/ (or places205/): {train,val}/<class>/*.jpg")
     p.add_argument("--work-dir", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default=None, help="backbone from converters/to_mmpretrain.py (random init without)")
@@ -74,8 +75,10 @@ def check_data(root, data_dir):
             raise BadInput(f"--data-root {root}: no {data_dir}/{split}/ folder; this config reads "
                            f"{data_dir}/{{train,val}}/<class>/*.jpg (mocodata builtin writes imagenet/)")
     train, val = classes_of(os.path.join(base, "train")), classes_of(os.path.join(base, "val"))
-    if not train:
-        raise BadInput(f"--data-root {root}: {data_dir}/train/ has no class folders")
+    for split, classes in (("train", train), ("val", val)):
+        if not classes:
+            raise BadInput(f"--data-root {root}: {data_dir}/{split}/ has no class folders; both splits are read as "
+                           f"{data_dir}/{split}/<class>/*.jpg (ImageNet's flat val/ must be sorted into class folders)")
     if train != val:
         only_t, only_v = sorted(set(train) - set(val)), sorted(set(val) - set(train))
         raise BadInput(f"--data-root {root}: {data_dir}/train/ and {data_dir}/val/ hold different classes "
@@ -99,17 +102,21 @@ def read_weights(path):
     return obj["state_dict"], meta
 
 
+MOCOV3_SMALL = dict(embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)  # MoCoV3ViT's
+
+
 def config_vit_arch(backbone):
-    """The config's ViT arch as a dict (mmpretrain's arch_zoo names resolved)."""
-    from mmpretrain.models import MoCoV3ViT, VisionTransformer
+    """The config's ViT arch as a dict: mmpretrain's arch_zoo names, and MoCoV3ViT's 'mocov3-small', resolved."""
+    from mmpretrain.models import VisionTransformer
 
     arch = backbone.get("arch", "base")
-    if isinstance(arch, str):
-        zoo = dict(VisionTransformer.arch_zoo, **{"mocov3-s": None, "mocov3-small": None})
-        if arch not in zoo:
-            raise BadInput(f"--config: unknown ViT arch {arch!r}")
-        return zoo[arch] or dict(embed_dims=384, num_layers=12, num_heads=12, feedforward_channels=1536)
-    return dict(arch)
+    if not isinstance(arch, str):
+        return dict(arch)
+    if arch in ("mocov3-s", "mocov3-small"):
+        return dict(MOCOV3_SMALL)
+    if arch not in VisionTransformer.arch_zoo:
+        raise BadInput(f"--config: unknown ViT arch {arch!r} (one of {', '.join(sorted(VisionTransformer.arch_zoo))})")
+    return dict(VisionTransformer.arch_zoo[arch])
 
 
 def set_weights(cfg, path, args_config):
@@ -148,12 +155,15 @@ def set_data(cfg, root):
     return classes
 
 
-def build_cfg(args, tasks):
+def build_cfg(args, tasks, recipes):
     """(effective config, the weights' tensors or None); raises BadInput before anything is written."""
     cfg = load_config(args)
     if cfg.task not in tasks:
         raise BadInput(f"--config {args.config} is a '{cfg.task}' config; this runner runs {' / '.join(tasks)} "
                        f"(python -m transfer.classification.{'finetune' if cfg.task == 'finetune' else 'linear'})")
+    if cfg.recipe not in recipes:
+        raise BadInput(f"--config {args.config}: recipe {cfg.recipe!r} has no official facts here "
+                       f"(one of {', '.join(recipes)}); name one of them in the config")
     if args.seed < 0:
         raise BadInput(f"--seed {args.seed}: must be 0 or more")
     set_data(cfg, args.data_root)
@@ -255,12 +265,12 @@ def nest(metrics):
     return out
 
 
-def main(argv, description, facts_of, tasks, frozen):
+def main(argv, description, facts_of, tasks, recipes, frozen):
     """Parse, check, then train and test through MMEngine's Runner. facts_of(cfg, world_size, args) ->
-    (facts, official facts of the recipe)."""
+    (facts, official facts of the recipe); recipes: the recipe names the runner knows."""
     args = parser(description).parse_args(argv)
     try:
-        cfg, expected = build_cfg(args, tasks)
+        cfg, expected = build_cfg(args, tasks, recipes)
     except BadInput as e:
         return refuse(str(e))
     runner = Runner.from_cfg(cfg)
