@@ -159,14 +159,20 @@ def mocov3_file(vit, path, arch=None):
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def vit_small(tmp_path_factory):
+    """MoCo v3's ViT-S/16 (12 heads) in the official layout, which records arch 'vit_small'."""
+    vit = tiny_vit(12, 384, 12, 224)
+    return vit, mocov3_file(vit, tmp_path_factory.mktemp("vits") / "v3.pth", arch="vit_small")
+
+
 @pytest.mark.parametrize("size", ["tiny", "vit_small"])
-def test_vit_to_mmseg_equals_timm_features(size, tmp_path, capsys):
+def test_vit_to_mmseg_equals_timm_features(size, tmp_path, capsys, vit_small):
     from mmengine.runner import load_checkpoint
     from mmseg.models.backbones import VisionTransformer
 
     depth, width, heads, img = (2, 64, 4, 32) if size == "tiny" else (12, 384, 12, 224)
-    vit = tiny_vit(depth, width, heads, img)
-    ckpt = mocov3_file(vit, tmp_path / "v3.pth", arch=None if size == "tiny" else "vit_small")
+    vit, ckpt = (tiny_vit(), mocov3_file(tiny_vit(), tmp_path / "v3.pth")) if size == "tiny" else vit_small
     out = str(tmp_path / "vit_mmseg.pth")
     assert to_mmseg.main([ckpt, "-o", out] + (["--num-heads", "4"] if size == "tiny" else [])) == 0
     report = capsys.readouterr().out
@@ -207,15 +213,14 @@ def test_vit_to_vitdet_layout(tmp_path, capsys):
     assert data["meta"] == {"arch": "vit", "source": "timm", "num_heads": None}
 
 
-def test_vitdet_backbone_loads_every_tensor_and_equals_timm(tmp_path, capsys):
+def test_vitdet_backbone_loads_every_tensor_and_equals_timm(tmp_path, capsys, vit_small):
     """ViT-S (12 heads) into detectron2's own ViTDet backbone through DetectionCheckpointer."""
     vitdet = pytest.importorskip("detectron2.modeling.backbone.vit")
     from functools import partial
 
     from detectron2.checkpoint import DetectionCheckpointer
 
-    vit = tiny_vit(12, 384, 12, 224)
-    ckpt = mocov3_file(vit, tmp_path / "v3.pth", arch="vit_small")
+    vit, ckpt = vit_small
     out = str(tmp_path / "vitdet.pkl")
     assert to_detectron2.main([ckpt, "-o", out]) == 0
     assert "ViT(embed_dim=384, depth=12, num_heads=12, patch_size=16, pretrain_img_size=224" in capsys.readouterr().out
