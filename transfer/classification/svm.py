@@ -139,9 +139,12 @@ def test_ap(clf, X_test, column):
 
 
 def parallel(jobs, n_jobs):
-    from joblib import Parallel
+    from joblib import Parallel, parallel_config
 
-    return Parallel(n_jobs=n_jobs)(jobs)
+    # one BLAS thread per worker: liblinear is single-threaded, and n_jobs workers each running
+    # a full BLAS pool made all cores 3x slower than one (measured, tools/bench_classification.py)
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        return Parallel(n_jobs=n_jobs)(jobs)
 
 
 def run_full(Xtr, Ytr, Xte, Yte, classes, cfg, seed, log):
