@@ -210,3 +210,21 @@ def test_data_checks_of_the_classification_tasks(demo_root, tmp_path):
     (root / "imagenet" / "val" / "zebra").mkdir()
     with pytest.raises(DataError, match="class folders differ"):
         check_task("imagenet-val", str(root))
+
+
+def test_vit_checkpoint_loads_strictly_and_gives_the_class_token(tmp_path):
+    from timm.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(img_size=32, patch_size=16, embed_dim=64, depth=2, num_heads=4, num_classes=0).eval()
+    path = tmp_path / "vit.pth"
+    torch.save({"state_dict": vit.state_dict()}, path)
+    with pytest.raises(ValueError, match="--num-heads"):  # a plain state dict does not record its heads
+        backbone.load_backbone(str(path))
+    model = backbone.load_backbone(str(path), num_heads=4)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = vit.forward_features(x)[:, 0]
+    torch.testing.assert_close(backbone.extract(model, x, ("cls",))["cls"], want)
+    with pytest.raises(ValueError, match="a ViT has only its class token"):
+        backbone.extract(model, x, ("feat5",))

@@ -85,13 +85,12 @@ def cache_path(cache_dir, split, layer):
 
 
 def read_cached(cache_dir, split, layer, key):
+    """The cached features, or None when missing or made under another key."""
     path = cache_path(cache_dir, split, layer)
     if not os.path.isfile(path):
         return None
     with np.load(path, allow_pickle=False) as z:
-        if str(z["key"]) != key:
-            return None
-        return Features(z["feats"], z["labels"], list(z["paths"]))
+        return z["feats"] if str(z["key"]) == key else None
 
 
 def write_cached(cache_dir, split, layer, key, f):
@@ -105,15 +104,16 @@ def write_cached(cache_dir, split, layer, key, f):
 def get(model, weights, paths, labels, split, layers, pre, cache_dir, batch_size=64, workers=4, log=print):
     """{layer: Features}: cached layers are read back; the others come from one pass over the images."""
     keys = {layer: cache_key(weights, pre, layer, paths) for layer in layers}
-    out = {layer: read_cached(cache_dir, split, layer, keys[layer]) for layer in layers}
-    todo = [layer for layer in layers if out[layer] is None]
+    feats = {layer: read_cached(cache_dir, split, layer, keys[layer]) for layer in layers}
+    todo = [layer for layer in layers if feats[layer] is None]
     if len(todo) < len(layers):
         log(f"features: {split} {[l for l in layers if l not in todo]} read from {cache_dir}")
     if todo:
-        feats = run_extraction(model, paths, todo, pre, split, batch_size, workers, log)
-        for layer in todo:
-            out[layer] = Features(feats[layer], np.asarray(labels), list(paths))
-            write_cached(cache_dir, split, layer, keys[layer], out[layer])
+        feats.update(run_extraction(model, paths, todo, pre, split, batch_size, workers, log))
+    # labels always come from the caller: they are read afresh from the annotations each run
+    out = {layer: Features(feats[layer], np.asarray(labels), list(paths)) for layer in layers}
+    for layer in todo:
+        write_cached(cache_dir, split, layer, keys[layer], out[layer])
     return out
 
 
