@@ -228,3 +228,28 @@ def test_vit_checkpoint_loads_strictly_and_gives_the_class_token(tmp_path):
     torch.testing.assert_close(backbone.extract(model, x, ("cls",))["cls"], want)
     with pytest.raises(ValueError, match="a ViT has only its class token"):
         backbone.extract(model, x, ("feat5",))
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("knn_imagenet.yaml", {"layer": "gap", "k": [10, 20, 100, 200], "temperature": 0.07,
+                           "preprocess": {"resize": 256, "crop": 224, "interpolation": "bilinear"}}),
+    ("svm_voc07.yaml", {"mode": "full", "costs": [1.0, 10.0, 100.0], "cv_folds": 3, "short_classes": "refuse",
+                        "layers": ["feat1", "feat2", "feat3", "feat4", "feat5"], "train_split": "trainval",
+                        "preprocess": {"resize": 256, "squash": 224, "interpolation": "bilinear"}}),
+    ("svm_voc07_lowshot.yaml", {"mode": "lowshot", "layers": ["feat5"], "lowshot_k": [1, 2, 4, 8, 16, 32, 64, 96],
+                                "lowshot_samples": 5, "negatives_per_positive": 19, "short_classes": "refuse"}),
+])
+def test_full_configs_hold_the_reference_recipe(name, expected):
+    from transfer.classification import load_config
+
+    cfg = load_config(config_path("classification", name))
+    assert {k: cfg[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(config_path("classification"))))
+def test_every_config_has_every_recipe_key(name):
+    from transfer.classification import load_config, need_keys
+
+    cfg = load_config(config_path("classification", name))
+    keys = knn.KEYS if cfg["task"] == "knn" else svm.KEYS + (svm.LOWSHOT_KEYS if cfg["mode"] == "lowshot" else ())
+    need_keys(cfg, keys, name)
