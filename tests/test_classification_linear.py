@@ -255,3 +255,12 @@ def test_bad_input_is_refused(tmp_path, demo_root, capsys, r50):
         refuses(module.main, argv + (["--weights", weights] if weights else []), culprit, capsys,
                 watch=[str(work), str(tmp_path)])
     assert not work.exists()
+
+
+@pytest.mark.slow
+def test_a_rerun_resumes_from_its_own_checkpoint(tmp_path, demo_root):
+    weights, work = vit_weights(tmp_path, depth=2, width=64, heads=4, name="tiny"), tmp_path / "ft"
+    run(finetune, "finetune_vit_quick.py", demo_root, work, weights, TINY)
+    run(finetune, "finetune_vit_quick.py", demo_root, work, weights, [o.replace("epochs=1", "epochs=2") for o in TINY])
+    assert torch.load(work / "epoch_2.pth", map_location="cpu", weights_only=False)["meta"]["epoch"] == 2
+    assert "Auto resumed" in "".join(open(p).read() for p in work.glob("*/*.log"))

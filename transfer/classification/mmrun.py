@@ -6,21 +6,18 @@ Training, evaluation, checkpoints and resuming are MMEngine's Runner; the models
 metrics are mmpretrain's, built from the configs under configs/mmpretrain/.
 """
 import argparse
+import contextlib
 import os
 
-# MMEngine 0.10 resumes with torch.load's default, which torch >= 2.6 made weights_only=True;
-# its own checkpoints hold logging objects. They are files this run wrote, so load them fully.
-os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
+from mmengine.runner import Runner, find_latest_checkpoint
 
-import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner, find_latest_checkpoint  # noqa: E402
-
-from converters import to_mmpretrain  # noqa: E402
-from transfer.classification import BadInput, atomic_json, refuse  # noqa: E402
-from transfer.classification import stages  # noqa: E402,F401  (registers the Feature1-5 modules and metrics)
-from transfer.loadcheck import check_loaded  # noqa: E402
+from converters import to_mmpretrain
+from transfer.classification import BadInput, atomic_json, refuse
+from transfer.classification import stages  # noqa: F401  (registers the Feature1-5 modules and metrics)
+from transfer.loadcheck import check_loaded
 
 VIT_TYPES = ("VisionTransformer", "MoCoV3ViT")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
@@ -265,6 +262,32 @@ def nest(metrics):
     return out
 
 
+@contextlib.contextmanager
+def own_checkpoints_trusted():
+    """MMEngine 0.10 resumes through torch.load's default (weights_only=True since torch 2.6), and its
+    checkpoints hold pickled logging objects. They are this run's own files: load them fully while
+    resuming only; every other load stays weights_only."""
+    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
+        else:
+            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
+
+
+def trust_own_checkpoints(runner):
+    resume = runner.resume
+
+    def resume_trusted(*args, **kwargs):
+        with own_checkpoints_trusted():
+            return resume(*args, **kwargs)
+
+    runner.resume = resume_trusted
+
+
 def main(argv, description, facts_of, tasks, recipes, frozen):
     """Parse, check, then train and test through MMEngine's Runner. facts_of(cfg, world_size, args) ->
     (facts, official facts of the recipe); recipes: the recipe names the runner knows."""
@@ -277,6 +300,7 @@ def main(argv, description, facts_of, tasks, recipes, frozen):
     if runner.rank == 0:
         write_fingerprint(args.work_dir, cfg.task, *facts_of(cfg, runner.world_size, args))
     runner.register_hook(BackboneCheck(args.weights, expected, frozen), priority="VERY_LOW")
+    trust_own_checkpoints(runner)
     runner.train()
     metrics = runner.test()
     if runner.rank == 0:
