@@ -97,7 +97,7 @@ def test_coco_evaluator_perfect_and_empty(demo_root, fast, tmp_path):
     assert res["bbox"]["AP"] == pytest.approx(100.0)
     assert res["segm"]["AP"] == pytest.approx(100.0)
     res = run_evaluator(ev, dicts, lambda d: d2_instances([], [], d["height"], d["width"], np.zeros((0, d["height"], d["width"]))))
-    assert report.flat_metrics(res)["bbox/AP"] == 0  # detectron2 says NaN for "no predictions"
+    assert report.flat_metrics(res)["bbox/AP"] is None  # detectron2 says NaN for "no predictions": n/a, never 0
 
 
 def test_mmseg_dataset_and_iou_metric_perfect_and_empty(demo_root):

@@ -6,13 +6,12 @@ import shutil
 import pytest
 import torch
 
-from transfer import run_suite
+from transfer import protocols, run_suite
 
 
-def test_unknown_task():
-    with pytest.raises(SystemExit) as e:
-        run_suite.main(["--task", "cityscapes"])
-    assert e.value.code == 2
+def test_unknown_task(capsys):
+    assert run_suite.main(["--task", "voc,nosuch"]) == 2
+    assert "unknown task nosuch" in capsys.readouterr().err
 
 
 def test_data_path_without_layout(tmp_path, capsys):
@@ -81,14 +80,15 @@ def test_bad_detectron2_option(tmp_path, demo_root, capsys):
 def test_launch_commands_for_several_machines():
     args = run_suite.parse_args(["--task", "all", "--num-gpus", "8", "--num-machines", "2", "--machine-rank", "1",
                                  "--dist-url", "tcp://10.0.0.1:29500"])
-    d2 = run_suite.command("voc", "c.yaml", "out", "/data", 0, (None, None), args)
+    voc, seg = protocols.TASKS["voc"], protocols.TASKS["seg"]
+    d2 = run_suite.command(voc, "c.yaml", "out", "/data", 0, {}, args)
     assert d2[d2.index("--num-machines") + 1] == "2" and d2[d2.index("--dist-url") + 1] == "tcp://10.0.0.1:29500"
     assert d2[d2.index("--machine-rank") + 1] == "1" and d2[-2:] == ["SEED", "0"]
-    seg = run_suite.command("seg", "c.py", "out", "/data", 0, (None, None), args)
+    seg = run_suite.command(seg, "c.py", "out", "/data", 0, {}, args)
     assert seg[1:3] == ["-m", "torch.distributed.run"] and "--launcher" in seg
     for flag in ("--nproc_per_node=8", "--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29500"):
         assert flag in seg
-    one = run_suite.command("seg", "c.py", "out", "/data", 0, (None, None), run_suite.parse_args(["--task", "seg"]))
+    one = run_suite.command(protocols.TASKS["seg"], "c.py", "out", "/data", 0, {}, run_suite.parse_args(["--task", "seg"]))
     assert one[1:3] == ["-m", "transfer.segmentation.train"] and "--launcher" not in one
 
 
@@ -112,9 +112,8 @@ def test_a_failing_task_is_recorded_and_the_others_still_run(tmp_path, demo_root
     fake_finished_run(out / "seg" / "seed0", {"sem_seg": {"mIoU": 50.0}}, {"deviations": []})
     fake_finished_run(out / "coco" / "seed0", {"bbox": {"AP": 1.0}, "segm": {"AP": 2.0}}, {"deviations": []})
 
-    def command(task, *a):  # VOC's training process dies; the finished runs are collected
-        assert task == "voc"
-        return [sys.executable, "-c", "raise SystemExit('CUDA error: out of memory')"]
+    def command(p, *a):  # VOC's training process dies; the finished runs are collected, not rerun
+        return [sys.executable, "-c", "raise SystemExit('CUDA error: out of memory')" if p.name == "voc" else "1/0"]
 
     monkeypatch.setattr(run_suite, "command", command)
     assert run_suite.main(["--task", "all", "--data", demo_root, "--quick", "--out", str(out)]) == 1

@@ -4,44 +4,51 @@ import json
 import math
 import os
 
+from transfer import protocols
+
 
 def flat_metrics(results):
-    """detectron2/mmseg results -> {'bbox/AP': 57.0, ...}. detectron2 reports NaN when a model
-    made no prediction at all; that is an AP of 0, and is reported as such."""
+    """The framework's results dict -> {'bbox/AP': 41.3, ...}. A number the framework could not compute
+    (detectron2's NaN when nothing was predicted or a class has no ground truth) is None, never 0."""
     flat = {}
-    for task, metrics in results.items():
+    for group, metrics in results.items():
         if isinstance(metrics, dict):
             for k, v in metrics.items():
-                if isinstance(v, (int, float)):
-                    flat[f"{task}/{k}"] = 0.0 if math.isnan(v) else float(v)
+                if isinstance(v, (int, float)) or v is None:
+                    flat[f"{group}/{k}"] = None if v is None or math.isnan(v) else float(v)
         elif isinstance(metrics, (int, float)):
-            flat[task] = float(metrics)
+            flat[group] = None if math.isnan(metrics) else float(metrics)
     return flat
 
 
-# (task, metric): published MoCo v2 200-epoch number (PROTOCOLS.md section 3) and its source
-PUBLISHED = {
-    ("voc", "bbox/AP50"): (82.4, "moco detection/README"), ("voc", "bbox/AP"): (57.0, "moco detection/README"),
-    ("voc", "bbox/AP75"): (63.6, "moco detection/README"),
-    ("coco", "bbox/AP"): (40.2, "mmselfsup"), ("coco", "bbox/AP50"): (59.7, "mmselfsup"),
-    ("coco", "bbox/AP75"): (44.2, "mmselfsup"), ("coco", "segm/AP"): (36.1, "mmselfsup"),
-    ("coco", "segm/AP50"): (56.7, "mmselfsup"), ("coco", "segm/AP75"): (38.8, "mmselfsup"),
-    ("seg", "sem_seg/mIoU"): (67.55, "mmselfsup"),
-}
+def why_missing(task, metric, runs):
+    """Why a metric has no number: the reason shown beside 'n/a'."""
+    done = [r for r in runs if r["task"] == task and r["status"] == "done"]
+    if not done:
+        return "the run failed"
+    if all(metric not in r["metrics"] for r in done):
+        return "not reported: no " + ("mask" if metric.startswith("segm/") else "prediction") + " was made"
+    return "could not be computed: no detections, or no ground truth for it"
 
 
 def summarise(runs):
-    """Rows (task, metric, mean, std, n, published) over the seeds of each task."""
+    """Rows (task, metric, mean, std, n, published) for every metric of every task that ran."""
     import statistics
 
     rows = []
-    for (task, metric), (ref, src) in PUBLISHED.items():
-        vals = [r["metrics"][metric] for r in runs if r["task"] == task and r["status"] == "done"
-                and metric in r.get("metrics", {})]
-        if vals:
-            std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-            rows.append({"task": task, "metric": metric, "mean": statistics.mean(vals), "std": std,
-                         "n": len(vals), "published": ref, "published_by": src})
+    for task in dict.fromkeys(r["task"] for r in runs):
+        p = protocols.TASKS.get(task)
+        for metric in p.metrics if p else ():
+            vals = [r["metrics"][metric] for r in runs if r["task"] == task and r["status"] == "done"
+                    and r["metrics"].get(metric) is not None]
+            ref = p.published.get(metric)
+            row = {"task": task, "metric": metric, "mean": None, "std": None, "n": len(vals),
+                   "published": ref.value if ref else None, "published_by": ref.source if ref else ""}
+            if vals:
+                row.update(mean=statistics.mean(vals), std=statistics.stdev(vals) if len(vals) > 1 else 0.0)
+            else:
+                row["missing"] = why_missing(task, metric, runs)
+            rows.append(row)
     return rows
 
 
@@ -49,12 +56,14 @@ def markdown(rows, runs, meta):
     lines = [f"# Transfer results ({'built-in data, quick schedules' if meta.get('builtin') else meta.get('data')})", "",
              f"weights: `{meta.get('weights') or 'random init'}`", "",
              *(["Quick schedules on the built-in synthetic data check that every step runs; a few dozen iterations "
-                "on a few dozen images say nothing about a checkpoint. Use `--data` for numbers to compare.", ""]
+                "on a few dozen images say nothing about a checkpoint, and the published numbers beside them are "
+                "for orientation only. Use `--data` for numbers to compare.", ""]
                if meta.get("builtin") else []),
-             "| task | metric | ours (mean ± std) | seeds | published MoCo v2 200ep |", "|---|---|---|---|---|"]
+             "| task | metric | ours (mean ± std) | seeds | published |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['task']} | {r['metric']} | {r['mean']:.2f} ± {r['std']:.2f} | {r['n']} | "
-                     f"{r['published']:.2f} ({r['published_by']}) |")
+        ours = f"{r['mean']:.2f} ± {r['std']:.2f}" if r["mean"] is not None else f"n/a ({r['missing']})"
+        ref = f"{r['published']:.2f} ({r['published_by']})" if r["published"] is not None else ""
+        lines.append(f"| {r['task']} | {r['metric']} | {ours} | {r['n']} | {ref} |")
     for r in runs:
         if r["status"] != "done":
             lines.append(f"\n**{r['task']} seed {r['seed']} failed**: `{r.get('error', '').splitlines()[-1:]}`")
@@ -78,17 +87,17 @@ def protocol_lines(runs):
 
 
 def per_class_lines(runs):
-    """Segmentation IoU per class (mean over seeds), one row per class."""
+    """Segmentation IoU per class (mean over seeds), one table per segmentation task."""
     import statistics
 
-    seg = [r["metrics"] for r in runs if r["task"] == "seg" and r["status"] == "done"]
-    names = list(dict.fromkeys(k for m in seg for k in m if k.startswith("sem_seg/IoU.")))  # class order
-    if not names:
-        return []
-    lines = ["", "## Segmentation IoU per class", "", "| class | IoU |", "|---|---|"]
-    for k in names:
-        vals = [m[k] for m in seg if k in m]
-        lines.append(f"| {k.split('IoU.', 1)[1]} | {statistics.mean(vals):.2f} |")
+    lines = []
+    for task in dict.fromkeys(r["task"] for r in runs):
+        seg = [r["metrics"] for r in runs if r["task"] == task and r["status"] == "done"]
+        names = list(dict.fromkeys(k for m in seg for k in m if k.startswith("sem_seg/IoU.")))  # class order
+        rows = [(k.split("IoU.", 1)[1], [m[k] for m in seg if m.get(k) is not None]) for k in names]
+        rows = [f"| {name} | {statistics.mean(vals):.2f} |" for name, vals in rows if vals]  # absent classes: no IoU
+        if rows:
+            lines += ["", f"## {task}: IoU per class", "", "| class | IoU |", "|---|---|", *rows]
     return lines
 
 
@@ -130,20 +139,36 @@ def plot(out, runs):
     plt.close(fig)
 
 
+def merged(out, runs):
+    """This suite's runs plus those of earlier suites in the same folder (other tasks or seeds): a
+    `--task seg` after a `--task all` updates the seg rows and keeps the others."""
+    path = os.path.join(out, "results.json")
+    earlier = json.load(open(path))["runs"] if os.path.isfile(path) else []
+    new = {(r["task"], r["seed"]) for r in runs}
+    return [r for r in earlier if (r["task"], r["seed"]) not in new] + runs
+
+
+def atomic_text(path, text):
+    with open(path + ".tmp", "w", newline="") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
 def write(out, runs, meta):
     """Writes results.json / results.csv / results.md and curves.png; returns the Markdown table."""
     import csv
+    import io
 
     os.makedirs(out, exist_ok=True)
+    runs = merged(out, runs)
     rows = summarise(runs)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"meta": meta, "summary": rows, "runs": runs}, f, indent=1)
-    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["task", "metric", "mean", "std", "n", "published", "published_by"])
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["task", "metric", "mean", "std", "n", "published", "published_by", "missing"])
+    w.writeheader()
+    w.writerows(rows)
     md = markdown(rows, runs, meta)
-    with open(os.path.join(out, "results.md"), "w") as f:
-        f.write(md)
+    atomic_text(os.path.join(out, "results.csv"), buf.getvalue())
+    atomic_text(os.path.join(out, "results.md"), md)
+    atomic_text(os.path.join(out, "results.json"), json.dumps({"meta": meta, "summary": rows, "runs": runs}, indent=1))
     plot(out, runs)
     return md

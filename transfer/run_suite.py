@@ -1,17 +1,18 @@
 """The transfer suite: convert a checkpoint once, train and evaluate each protocol, report a table.
 
-    python transfer/run_suite.py --task {voc,coco,seg,all} [--weights ckpt.pth] [--data ROOT]
-                                 [--seeds 5] [--num-gpus 8] [--lowgpu] [--out output/suite]
-                                 [--opts KEY VALUE ...] [--cfg-options k=v ...]
+    python transfer/run_suite.py --task voc,coco,seg [--weights ckpt.pth] [--data ROOT] [--seeds 5]
+                                 [--num-gpus 8] [--lowgpu] [--out output/suite] [--opts ...] [--cfg-options ...]
 
-Without --data (or $MOCO_DATA) it runs the quick variants on the built-in data (`make demo`).
-Each run is a subprocess through the framework's own launcher; a finished run is skipped on
-rerun, a killed one resumes from its last checkpoint, a failed one is recorded and the others go on.
+The tasks are the entries of transfer/protocols.py (`--task all`: the dense ones). Without --data
+(or $MOCO_DATA) it runs the quick variants on the built-in data (`make demo`). Each run is a subprocess
+through the framework's own launcher; a finished run is skipped on rerun, a killed one resumes from its
+last checkpoint, a failed one is recorded and the others go on.
 """
 import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -20,61 +21,107 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mocodata import builtin, register, validate  # noqa: E402
-from transfer import report  # noqa: E402
+from transfer import protocols, report  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = {  # task: (full protocol, fewer-GPU variant, quick variant for the built-in data)
-    "voc": ("detectron2/pascal_voc_R_50_C4_24k_moco.yaml", "detectron2/pascal_voc_R_50_C4_24k_moco_lowgpu.yaml",
-            "detectron2/pascal_voc_R_50_C4_quick.yaml"),
-    "coco": ("detectron2/coco_R_50_FPN_1x_moco.yaml", "detectron2/coco_R_50_FPN_1x_moco_lowgpu.yaml",
-             "detectron2/coco_R_50_FPN_quick.yaml"),
-    "seg": ("mmseg/fcn_r50-d8_4xb4-20k_voc12aug-512x512_moco.py", "mmseg/fcn_r50-d8_1xb4-20k_voc12aug-512x512_moco_lowgpu.py",
-            "mmseg/fcn_r50-d8_quick_voc12aug.py"),
-}
 
 
-def convert_weights(path, out_dir):
-    """Converts once for both frameworks; a checkpoint that converts to nothing stops here."""
-    if not path:
-        return None, None
-    from converters import to_detectron2, to_mmseg
-    from converters.cli import atomic_write
+class SuiteError(ValueError):
+    """What the user gave cannot run: str(e) names the flag or file and what to do. Exit 2."""
+
+
+def converters_for(form):
+    """(module, file suffix) writing weights in the form a runner reads (`Protocol.weights`)."""
+    from converters import to_detectron2, to_mmpretrain, to_mmseg
+
+    return {"detectron2": (to_detectron2, ".pkl"), "mmseg": (to_mmseg, ".pth"),
+            "mmpretrain": (to_mmpretrain, ".pth")}[form]
+
+
+def read_weights(path, tasks):
+    """The checkpoint's backbone, read once; an architecture a task does not evaluate stops here."""
     from converters.sources import read_backbone
 
+    if os.path.isdir(path):
+        raise SuiteError(f"--weights {path}: is a folder; give the checkpoint file")
     arch, sd, info = read_backbone(path)
-    if arch != "resnet50":
-        raise SystemExit(f"error: {path}: the suite's protocols use ResNet-50; this is a {arch}")
-    os.makedirs(out_dir, exist_ok=True)
-    pkl, pth = os.path.join(out_dir, "backbone_detectron2.pkl"), os.path.join(out_dir, "backbone_mmseg.pth")
-    atomic_write(pkl, lambda t: to_detectron2.save(to_detectron2.convert(arch, sd, path), t))
-    atomic_write(pth, lambda t: to_mmseg.save(to_mmseg.convert(arch, sd, path), t))
-    print(f"converted {path} ({info['source']}, {len(sd)} tensors)")
-    return pkl, pth
+    for p in tasks:
+        if arch not in p.archs:
+            raise SuiteError(f"--weights {path}: a {arch} backbone; task '{p.name}' evaluates "
+                             f"{', '.join(p.archs)}. Pick tasks for this architecture (see README).")
+    return arch, sd, info
 
 
-def command(task, cfg, run_dir, root, seed, weights, args):
-    if task in ("voc", "coco"):
-        cmd = [sys.executable, "-m", "transfer.detection.train_net", "--config-file", cfg, "--data-root", root,
-               "--num-gpus", str(args.num_gpus), "--num-machines", str(args.num_machines),
-               "--machine-rank", str(args.machine_rank)] + (["--dist-url", args.dist_url] if args.dist_url else [])
-        cmd += ["--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
-        if weights[0]:
-            cmd += ["MODEL.WEIGHTS", weights[0]]
-        return cmd + list(args.opts)
-    distributed = args.num_gpus * args.num_machines > 1
-    launcher = ["--launcher", "pytorch"] if distributed else []
-    prefix = [sys.executable]
-    if distributed:  # MMEngine's 'pytorch' launcher reads torchrun's environment
-        prefix += ["-m", "torch.distributed.run", f"--nproc_per_node={args.num_gpus}", f"--nnodes={args.num_machines}",
-                   f"--node_rank={args.machine_rank}"]
-        if args.dist_url:
-            host, port = args.dist_url.rsplit("//", 1)[-1].rsplit(":", 1)
-            prefix += [f"--master_addr={host}", f"--master_port={port}"]
-    cmd = prefix + ["-m", "transfer.segmentation.train", "--config", cfg, "--data-root", root,
-                    "--work-dir", run_dir, "--seed", str(seed)] + launcher
-    if weights[1]:
-        cmd += ["--weights", weights[1]]
-    return cmd + (["--cfg-options", *args.cfg_options] if args.cfg_options else [])
+def write_weights(path, arch, sd, tasks, out_dir):
+    """Each form the tasks read, converted once and written atomically: {form: path}."""
+    from converters.cli import atomic_write
+
+    forms = {"checkpoint": os.path.abspath(path)}
+    for form in sorted({p.weights for p in tasks} - {"checkpoint"}):
+        module, suffix = converters_for(form)
+        converted = module.convert(arch, sd, path)
+        forms[form] = os.path.join(out_dir, f"backbone_{form}{suffix}")
+        atomic_write(forms[form], lambda t, m=module, c=converted: m.save(c, t))
+    print(f"converted {path} ({arch}, {len(sd)} tensors) for {', '.join(sorted(forms))}")
+    return forms
+
+
+def torchrun(args):
+    """torchrun's prefix for an MMEngine runner over args.num_gpus x args.num_machines processes."""
+    prefix = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.num_gpus}",
+              f"--nnodes={args.num_machines}", f"--node_rank={args.machine_rank}"]
+    if args.dist_url:
+        host, port = args.dist_url.rsplit("//", 1)[-1].rsplit(":", 1)
+        prefix += [f"--master_addr={host}", f"--master_port={port}"]
+    return prefix
+
+
+def command(p, cfg, run_dir, root, seed, weights, args):
+    """The runner's command line for one (protocol, seed), through the framework's own launcher."""
+    machines = ["--num-gpus", str(args.num_gpus), "--num-machines", str(args.num_machines),
+                "--machine-rank", str(args.machine_rank)] + (["--dist-url", args.dist_url] if args.dist_url else [])
+    w = weights.get(p.weights)
+    if p.framework == "detectron2":
+        cmd = [sys.executable, "-m", p.runner, "--config-file", cfg, "--data-root", root, *machines,
+               "--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
+        return cmd + (["MODEL.WEIGHTS", w] if w else []) + list(args.opts)
+    common = ["--config", cfg, "--data-root", root, "--work-dir", run_dir, "--seed", str(seed)] + (["--weights", w] if w else [])
+    if p.framework == "detectron2-lazy":
+        return [sys.executable, "-m", p.runner, *common, *machines, "--resume"] + (["--opts", *args.opts] if args.opts else [])
+    if p.framework in ("mmseg", "mmpretrain"):
+        distributed = args.num_gpus * args.num_machines > 1
+        prefix = torchrun(args) if distributed else [sys.executable]
+        cmd = prefix + ["-m", p.runner, *common] + (["--launcher", "pytorch"] if distributed else [])
+        return cmd + (["--cfg-options", *args.cfg_options] if args.cfg_options else [])
+    return [sys.executable, "-m", p.runner, *common] + ([] if w else ["--arch", args.arch or p.archs[0]])
+
+
+# the frameworks' own progress lines: detectron2's "eta: ... iter: N", MMEngine's "Iter(train) [N/M] ... eta",
+# and the feature runners' "... img/s ... eta"
+PROGRESS = re.compile(r"(eta: \S+\s+iter: \d+|Iter\((train|val|test)\)\s*\[\s*\d+/\d+\]|\S+ img/s.*eta)")
+
+
+def run_logged(cmd, log_path, prefix, every=30.0):
+    """Runs cmd in its own process group with its output in log_path; echoes its latest progress line
+    every `every` seconds. Ctrl-C or SIGTERM to the suite stops the whole group first."""
+    last = 0.0
+    with open(log_path, "a") as log, subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                                      text=True, errors="replace", start_new_session=True) as proc:
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                m = PROGRESS.search(line)
+                if m and time.time() - last >= every:
+                    print(f"{prefix} {line[m.start():].strip()[:150]}", flush=True)
+                    last = time.time()
+            return proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGTERM)  # the trainer and its workers/launcher children
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
 
 
 def finished(run_dir, minutes=None):
@@ -85,32 +132,13 @@ def finished(run_dir, minutes=None):
     return dict(rec, minutes=minutes) if minutes is not None else rec
 
 
-# the frameworks' own progress lines: detectron2's "eta: ... iter: N", MMEngine's "Iter(train) [N/M] ... eta"
-PROGRESS = re.compile(r"(eta: \S+\s+iter: \d+|Iter\((train|val|test)\)\s*\[\s*\d+/\d+\])")
-
-
-def run_logged(cmd, log_path, prefix, every=30.0):
-    """Runs cmd with its output in log_path; echoes its latest progress line every `every` seconds."""
-    last = 0.0
-    with open(log_path, "a") as log, subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                                      text=True, errors="replace") as proc:
-        for line in proc.stdout:
-            log.write(line)
-            m = PROGRESS.search(line)
-            if m and time.time() - last >= every:
-                print(f"{prefix} {line[m.start():].strip()[:150]}", flush=True)
-                last = time.time()
-        return proc.wait()
-
-
-def run_one(task, cfg, run_dir, root, seed, weights, args):
+def run_one(task, cmd, run_dir, seed):
     done = os.path.join(run_dir, "final_metrics.json")
     if os.path.exists(done) and json.load(open(done)):
         print(f"[{task} seed {seed}] finished earlier: {done}")
         return finished(run_dir)
     os.makedirs(run_dir, exist_ok=True)
-    cmd = command(task, cfg, run_dir, root, seed, weights, args)
-    print(f"[{task} seed {seed}] running: log in {run_dir}/log.txt")
+    print(f"[{task} seed {seed}] running: log in {run_dir}/log.txt", flush=True)
     t0 = time.time()
     rc = run_logged(cmd, os.path.join(run_dir, "log.txt"), f"[{task} seed {seed}]")
     minutes = (time.time() - t0) / 60
@@ -122,40 +150,68 @@ def run_one(task, cfg, run_dir, root, seed, weights, args):
     return finished(run_dir, minutes)
 
 
+def check_config(p, path, args):
+    """Builds the task's config the way its runner does, with the user's overrides, before any work."""
+    import importlib
+
+    world = args.num_gpus * args.num_machines
+    runner = importlib.import_module(p.runner)
+    try:
+        if p.framework == "detectron2":
+            cfg = runner.build_cfg(path, args.opts)
+            if cfg.SOLVER.IMS_PER_BATCH % world:
+                raise SuiteError(f"{os.path.relpath(path, REPO)}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} "
+                                 f"cannot be split over {world} GPUs; use a count that divides it, or --lowgpu")
+        elif hasattr(runner, "build_cfg"):
+            runner.build_cfg(path, args.opts if p.framework == "detectron2-lazy" else args.cfg_options)
+    except (KeyError, ValueError, AssertionError, AttributeError) as e:
+        if isinstance(e, SuiteError):
+            raise
+        flag = "--opts" if p.framework.startswith("detectron2") else "--cfg-options"
+        raise SuiteError(f"{flag} {' '.join(args.opts or args.cfg_options or [])}: {e}") from None
+
+
 def check_launch(tasks, variant, args):
-    """A GPU count the configs cannot use, or no SLURM for --slurm, stops the suite before any work."""
+    """GPUs, machines and memory the configs cannot use stop the suite before any work."""
     import shutil
+
+    import torch
 
     world = args.num_gpus * args.num_machines
     if args.slurm and args.slurm_cluster is None and shutil.which("sbatch") is None:
-        return "--slurm: SLURM's sbatch is not on PATH on this machine"  # submitit would run them here instead
-    if args.num_gpus < 1 or args.num_machines < 1:
-        return f"--num-gpus and --num-machines must be at least 1 (got {args.num_gpus}, {args.num_machines})"
-    if args.num_gpus > 1 and not args.slurm:
-        import torch
+        raise SuiteError("--slurm: SLURM's sbatch is not on PATH on this machine")  # submitit would run them here
+    if args.num_gpus < 1 or args.num_machines < 1 or args.seeds < 1:
+        raise SuiteError(f"--num-gpus, --num-machines and --seeds must be at least 1 "
+                         f"(got {args.num_gpus}, {args.num_machines}, {args.seeds})")
+    if not 0 <= args.machine_rank < args.num_machines:
+        raise SuiteError(f"--machine-rank {args.machine_rank}: must be 0..{args.num_machines - 1} "
+                         f"for --num-machines {args.num_machines}")
+    if args.num_machines > 1 and not args.dist_url:
+        raise SuiteError("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0")
+    if args.num_gpus > 1 and not args.slurm and torch.cuda.device_count() < args.num_gpus:
+        raise SuiteError(f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if variant != "quick" and not (args.slurm or args.allow_cpu or torch.cuda.is_available()):
+        raise SuiteError(f"the {variant} protocols need GPUs (a CPU run of the full COCO protocol was killed at "
+                         "23 GB and would take weeks); use --quick for a smoke run, or --allow-cpu to try anyway")
+    for p in tasks:
+        check_config(p, config_path(p, variant, args), args)
+        if variant == "full" and world != p.gpus:
+            hint = " (--lowgpu keeps the images per update)" if "lowgpu" in p.configs else ""
+            print(f"warning: the {p.name} protocol ran on {p.gpus} GPUs; on {world} the BN statistics see other "
+                  f"batches{hint}; the report lists any deviation")
 
-        if torch.cuda.device_count() < args.num_gpus:
-            return f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} GPU(s)"
-    for task in tasks:
-        if task in ("voc", "coco"):
-            from detectron2.config import get_cfg
 
-            from transfer.detection import heads  # noqa: F401  (the config names its ROI head)
+def recipe_of(source, arch):
+    """The pretraining recipe a checkpoint came from, for protocols whose recipe follows it (linear)."""
+    if arch.startswith("vit"):
+        return "mocov3_vit"
+    return "mocov3_r50" if source == "moco_v3" else "mocov2_r50"
 
-            cfg = get_cfg()
-            cfg.merge_from_file(os.path.join(REPO, "configs", CONFIGS[task][variant]))
-            try:
-                cfg.merge_from_list(list(args.opts))
-            except (KeyError, ValueError, AssertionError) as e:
-                return f"--opts {' '.join(args.opts)}: {e}"
-            if cfg.SOLVER.IMS_PER_BATCH % world:
-                return (f"{CONFIGS[task][variant]}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} cannot be split over "
-                        f"{world} GPUs; use a count that divides it, or --lowgpu")
-        elif variant == 0 and world != 4:
-            hint = " (--lowgpu keeps 16 on one GPU)" if world == 1 else ""
-            print(f"warning: the FCN protocol is 4 GPUs x 4 images; on {world} GPU(s) an update sees {4 * world} "
-                  f"images{hint}; the report lists it as a deviation")
-    return None
+
+def config_path(p, variant, args):
+    """The config file of a task's variant; '{recipe}' is the checkpoint's pretraining recipe."""
+    rel = p.config(variant if variant in p.configs else "full")
+    return os.path.join(REPO, "configs", rel.format(recipe=args.recipe))
 
 
 def run_on_slurm(jobs, args):
@@ -168,7 +224,7 @@ def run_on_slurm(jobs, args):
                          cpus_per_task=max(4, 8 * args.num_gpus), timeout_min=args.timeout_min,
                          slurm_partition=args.partition or None)
     submitted = [ex.submit(run_one, *job) for job in jobs]
-    for (task, _, _, _, seed, _, _), j in zip(jobs, submitted):
+    for (task, _, _, seed), j in zip(jobs, submitted):
         print(f"[{task} seed {seed}] submitted as job {j.job_id}")
     results = []
     for j in submitted:
@@ -181,59 +237,112 @@ def run_on_slurm(jobs, args):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", required=True, choices=["voc", "coco", "seg", "all"])
-    p.add_argument("--weights", default=None, help="a pretraining checkpoint (any layout the converters read)")
-    p.add_argument("--data", default=None, help="data root (VOC2007/, VOC2012/, coco/); default $MOCO_DATA or built-in")
+    p.add_argument("--task", required=True,
+                   help=f"comma list of {', '.join(protocols.TASKS)}; 'all' = {','.join(protocols.SUITE_ALL)}")
+    p.add_argument("--weights", default=None, help="a pretraining checkpoint (any layout the converters read); "
+                                                   "random init without")
+    p.add_argument("--arch", default=None, help="backbone of a random init where a task accepts several (e.g. vit_small)")
+    p.add_argument("--data", default=None, help="data root (see README for each task's layout); "
+                                                "default $MOCO_DATA, else the built-in sets")
     p.add_argument("--quick", action="store_true", help="quick schedules (the default on the built-in data)")
     p.add_argument("--lowgpu", action="store_true", help="fewer-GPU variants: same images per update")
-    p.add_argument("--seeds", type=int, default=1)
-    p.add_argument("--num-gpus", type=int, default=1)
+    p.add_argument("--allow-cpu", action="store_true", help="run full or lowgpu protocols without a GPU")
+    p.add_argument("--seeds", type=int, default=1, help="runs per task (seeds 0..N-1); the report gives mean and std")
+    p.add_argument("--num-gpus", type=int, default=1, help="GPUs per machine")
     p.add_argument("--num-machines", type=int, default=1)
-    p.add_argument("--machine-rank", type=int, default=0)
+    p.add_argument("--machine-rank", type=int, default=0, help="this machine's rank, 0..num-machines-1")
     p.add_argument("--dist-url", default="", help="tcp://HOST:PORT of machine 0, for several machines")
-    p.add_argument("--out", default=os.path.join(REPO, "output", "suite"))
+    p.add_argument("--out", default=os.path.join(REPO, "output", "suite"), help="results folder (one checkpoint per folder)")
     p.add_argument("--slurm", action="store_true", help="one SLURM job per task and seed (submitit); waits for them")
     p.add_argument("--partition", default="", help="SLURM partition")
-    p.add_argument("--timeout-min", type=int, default=24 * 60, help="SLURM job time limit")
+    p.add_argument("--timeout-min", type=int, default=24 * 60, help="SLURM job time limit, minutes")
     p.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # submitit's 'debug'/'local', for tests
-    p.add_argument("--opts", nargs="*", default=[], help="detectron2 KEY VALUE pairs")
-    p.add_argument("--cfg-options", nargs="*", default=[], help="mmseg key=value pairs")
-    return p.parse_args(argv)
+    p.add_argument("--opts", nargs="*", default=[], help="detectron2 overrides: KEY VALUE pairs (LazyConfig: key=value)")
+    p.add_argument("--cfg-options", nargs="*", default=[], help="MMEngine overrides (mmseg, mmpretrain): key=value")
+    args = p.parse_args(argv)
+    args.recipe = None
+    return args
+
+
+def parse_tasks(text):
+    names = list(protocols.SUITE_ALL) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in names if t not in protocols.TASKS]
+    if unknown or not names:
+        raise SuiteError(f"--task {text}: unknown task {', '.join(unknown) or '(none given)'}; "
+                         f"one or more of {', '.join(protocols.TASKS)} (comma-separated), or 'all'")
+    return [protocols.TASKS[t] for t in dict.fromkeys(names)]
+
+
+def check_out(out, weights):
+    """An --out with another checkpoint's results is refused: merging them would mix two checkpoints."""
+    path = os.path.join(out, "results.json")
+    if os.path.isfile(path):
+        try:
+            earlier = json.load(open(path))["meta"].get("weights")
+        except (ValueError, KeyError, TypeError):
+            raise SuiteError(f"{path}: not a results file of this suite; use another --out") from None
+        if (earlier and os.path.abspath(earlier)) != (weights and os.path.abspath(weights)):
+            raise SuiteError(f"--out {out} holds results for weights {earlier or 'random init'}; "
+                             f"use another --out for {weights or 'random init'}")
+    elif os.path.exists(out) and not os.path.isdir(out):
+        raise SuiteError(f"--out {out}: exists and is not a folder")
+
+
+def lock(out):
+    """One suite per --out at a time (two would overwrite each other's runs and results)."""
+    import fcntl
+
+    os.makedirs(out, exist_ok=True)
+    f = open(os.path.join(out, ".lock"), "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise SuiteError(f"--out {out}: another suite is running there (it holds {out}/.lock)") from None
+    return f
+
+
+def prepare(args):
+    """Everything checked before any work: tasks, data, launch, output folder, weights."""
+    tasks = parse_tasks(args.task)
+    root = register.data_root(args.data)
+    builtin_data = root is None
+    if builtin_data:
+        root = builtin.make_demo(builtin.default_demo_root())
+        print(f"no data root given: using the built-in sets in {root}")
+    for data in dict.fromkeys(p.data for p in tasks):
+        validate.check_task(data, root)
+    variant = "quick" if (builtin_data or args.quick) else ("lowgpu" if args.lowgpu else "full")
+    check_out(args.out, args.weights)
+    return tasks, root, builtin_data, variant
 
 
 def main(argv=None):
     args = parse_args(argv)
-    tasks = ["voc", "coco", "seg"] if args.task == "all" else [args.task]
-    root = register.data_root(args.data)
-    builtin = root is None
-    if builtin:
-        root = builtin.make_demo(builtin.default_demo_root())
-        print(f"no data root given: using the built-in sets in {root}")
-    try:
-        for task in tasks:
-            validate.check_task(task, root)
-    except validate.DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    variant = 2 if (builtin or args.quick) else (1 if args.lowgpu else 0)
-    problem = check_launch(tasks, variant, args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
     from converters.sources import ConversionError
 
     try:
-        weights = convert_weights(args.weights, os.path.join(args.out, "weights"))
-    except ConversionError as e:
+        tasks, root, builtin_data, variant = prepare(args)
+        arch, sd, info = read_weights(args.weights, tasks) if args.weights else (args.arch, None, {})
+        args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
+        check_launch(tasks, variant, args)
+        held = lock(args.out)
+        weights = write_weights(args.weights, arch, sd, tasks, os.path.join(args.out, "weights")) if sd else {}
+    except (SuiteError, validate.DataError, ConversionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    jobs = [(task, os.path.join(REPO, "configs", CONFIGS[task][variant]), os.path.join(args.out, task, f"seed{seed}"),
-             root, seed, weights, args) for task in tasks for seed in range(args.seeds)]
+    jobs, configs = [], []
+    for p in tasks:
+        cfg = config_path(p, variant, args)
+        for seed in range(args.seeds):
+            run_dir = os.path.join(args.out, p.name, f"seed{seed}")
+            jobs.append((p.name, command(p, cfg, run_dir, root, seed, weights, args), run_dir, seed))
+            configs.append(os.path.relpath(cfg, REPO))
     results = run_on_slurm(jobs, args) if args.slurm else [run_one(*job) for job in jobs]
-    runs = [{"task": task, "seed": seed, "config": os.path.relpath(cfg, REPO), "run_dir": run_dir, **result}
-            for (task, cfg, run_dir, _, seed, _, _), result in zip(jobs, results)]
-    table = report.write(args.out, runs, {"weights": args.weights, "data": root, "builtin": builtin,
-                                          "num_gpus": args.num_gpus})
+    runs = [{"task": task, "seed": seed, "config": cfg, "run_dir": run_dir, **result}
+            for (task, _, run_dir, seed), cfg, result in zip(jobs, configs, results)]
+    table = report.write(args.out, runs, {"weights": args.weights, "arch": arch, "data": root, "builtin": builtin_data,
+                                          "num_gpus": args.num_gpus, "variant": variant})
+    held.close()
     print(table)
     return 0 if all(r["status"] == "done" for r in runs) else 1
 

@@ -71,12 +71,14 @@ def check_backbone_loaded(path, model):
     return loadcheck.check_loaded(path, expected, actual, new=[r"^res5\.norm\."])  # the protocol's extra norm
 
 
-def build_cfg(config_file, opts=(), world_size=1):
-    """The one way a detectron2 protocol config is built: the file, the overrides, then the world size."""
+def build_cfg(config_file, opts=(), world_size=None):
+    """The one way a detectron2 protocol config is built: the file, the overrides, then (for a run)
+    what the world size and the device change."""
     cfg = get_cfg()
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
-    adapt_to_world(cfg, world_size)
+    if world_size is not None:
+        adapt_to_world(cfg, world_size)
     return cfg
 
 
