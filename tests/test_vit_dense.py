@@ -326,7 +326,7 @@ def test_data_check_refuses_broken_sets(seg_root, task, breaks, capsys):
 
 # ---------------------------------------------------------------- the ViTDet runner's bad input
 
-@pytest.mark.parametrize("case", ["config", "data", "weights", "gpus"])
+@pytest.mark.parametrize("case", ["config", "data", "weights", "gpus", "opts"])
 def test_vitdet_runner_refuses_bad_input(case, seg_root, tmp_path, capsys):
     from transfer.detection import lazy_train
 
@@ -335,16 +335,18 @@ def test_vitdet_runner_refuses_bad_input(case, seg_root, tmp_path, capsys):
     argv = dict(config=config_path("detectron2", "vitdet", "mask_rcnn_vitdet_s_quick.py"),
                 data=str(tmp_path / "coco-root"), weights="", gpus="1")
     os.makedirs(tmp_path / "coco-root")
-    culprit = {"config": "--config", "data": "--data-root", "weights": "--weights", "gpus": "--num-gpus"}[case]
+    culprit = {"config": "--config", "data": "--data-root", "weights": "--weights", "gpus": "--num-gpus",
+               "opts": "train.max_iters"}[case]
     if case == "config":
         argv["config"] = str(tmp_path / "missing.py")
-    if case in ("weights", "gpus"):
+    if case in ("weights", "gpus", "opts"):
         from mocodata.builtin import DemoSizes, write_coco
 
         write_coco(argv["data"], DemoSizes(coco_train=2, coco_val=2), np.random.default_rng(0))
         argv.update(weights=str(not_pkl)) if case == "weights" else argv.update(gpus="3")
     cli = ["--config", argv["config"], "--data-root", argv["data"], "--work-dir", str(tmp_path / "run"),
            "--num-gpus", argv["gpus"]] + (["--weights", argv["weights"]] if argv["weights"] else [])
+    cli += ["--opts", "train.max_iters=5"] if case == "opts" else []  # max_iter, misspelt
     refuses(lazy_train.main, cli, culprit, capsys, watch=[str(tmp_path)])
     assert not os.path.exists(tmp_path / "run")
 

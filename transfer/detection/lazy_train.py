@@ -20,6 +20,7 @@ from detectron2.config import LazyConfig, instantiate
 from detectron2.engine import AMPTrainer, SimpleTrainer, default_setup, default_writers, hooks, launch
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
+from omegaconf import OmegaConf
 
 from mocodata import register, validate
 from transfer import fingerprint, loadcheck
@@ -64,7 +65,14 @@ def preflight(args):
         problem = weights_problem(args.weights)
         if problem:
             return f"--weights {args.weights}: {problem}. Convert the MoCo v3 checkpoint with converters/to_detectron2.py."
-    cfg = LazyConfig.load(args.config)
+    try:
+        cfg = LazyConfig.load(args.config)
+    except Exception as e:
+        return f"--config {args.config}: cannot be loaded ({type(e).__name__}: {e})."
+    absent = object()
+    unknown = [o for o in args.opts if "=" not in o or OmegaConf.select(cfg, o.split("=", 1)[0], default=absent) is absent]
+    if unknown:  # LazyConfig would add a misspelt key silently
+        return f"--opts {' '.join(unknown)}: no such key in {args.config} (write key=value with an existing key)."
     cfg = LazyConfig.apply_overrides(cfg, args.opts)
     world = args.num_gpus * args.num_machines
     if cfg.dataloader.train.total_batch_size % world:
