@@ -232,7 +232,9 @@ def common_facts(cfg, world_size, seed, weights):
 
     opt, per_gpu = cfg.optim_wrapper.optimizer, cfg.train_dataloader.batch_size
     test = cfg.test_dataloader.dataset.pipeline
-    return dict(recipe=cfg.recipe, backbone=cfg.model.backbone.type, optimizer=opt.type, lr=opt.lr,
+    bb = cfg.model.backbone
+    arch = config_vit_arch(bb) if bb.type in VIT_TYPES else f"ResNet-{bb.depth}"
+    return dict(recipe=cfg.recipe, backbone=bb.type, arch=arch, optimizer=opt.type, lr=opt.lr,
                 weight_decay=opt.get("weight_decay", 0.0),
                 images_per_update=per_gpu * world_size * cfg.optim_wrapper.get("accumulative_counts", 1),
                 epochs=cfg.train_cfg.max_epochs, schedule=schedule(cfg.param_scheduler),
