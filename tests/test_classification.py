@@ -132,7 +132,7 @@ def test_svm_runners_share_the_feature_cache(demo_root, tmp_path, capsys):
     stamps = {f: os.path.getmtime(cache / f) for f in os.listdir(cache)}
     assert set(stamps) == {"voc07_trainval_gap.npz", "voc07_test_gap.npz"}
     low = write_config(tmp_path, "svm_lowshot_quick.yaml", preprocess=TINY_SQUASH, layers=["gap"], n_jobs=1,
-                       lowshot_k=[2])
+                       lowshot_k=[2], lowshot_samples=1)
     capsys.readouterr()
     assert svm.main(["--config", low, "--work-dir", str(tmp_path / "low"), *args]) == 0
     assert "read from" in capsys.readouterr().out
@@ -179,6 +179,12 @@ def test_svm_refuses_a_stage_map_smaller_than_its_window(demo_root, tmp_path, ca
     cfg = write_config(tmp_path, "svm_quick.yaml", layers=layers,
                        preprocess={"resize": size, "squash": size, "interpolation": "bilinear"})
     refuses(svm.main, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], culprit, capsys,
+            watch=[tmp_path])
+
+
+def test_runners_refuse_an_unknown_preprocessing(demo_root, tmp_path, capsys):
+    cfg = write_config(tmp_path, "knn_quick.yaml", preprocess={"resize": 36, "crop": 32, "interpolation": "nearest"})
+    refuses(knn.main, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], "preprocess", capsys,
             watch=[tmp_path])
 
 

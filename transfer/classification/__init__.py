@@ -60,6 +60,14 @@ def need_keys(cfg, keys, path):
                        "(see configs/classification/)")
 
 
+def check_preprocess(pre, path):
+    ok = (isinstance(pre, dict) and isinstance(pre.get("resize"), int) and ("crop" in pre) != ("squash" in pre)
+          and isinstance(pre.get("crop", pre.get("squash")), int) and pre.get("interpolation") in ("bilinear", "bicubic"))
+    if not ok:
+        raise BadInput(f"--config {path}: preprocess {pre} is not {{resize: N, crop: N | squash: N, interpolation: "
+                       "bilinear | bicubic}} (kNN: resize 256, crop 224; SVM: resize 256, squash 224)")
+
+
 def build_model(args, layers, pre):
     """The backbone of --weights (random init from --seed when none), checked against the config's
     layers and input size; BadInput names the flag or the config at fault."""
@@ -75,6 +83,7 @@ def build_model(args, layers, pre):
         except ValueError as e:
             raise BadInput(f"--config {args.config}: {e}") from None
 
+    check_preprocess(pre, args.config)
     if args.weights is None:
         check(args.arch or "resnet50")
     torch.manual_seed(args.seed)
