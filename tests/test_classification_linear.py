@@ -254,6 +254,9 @@ def test_bad_input_is_refused(tmp_path, demo_root, capsys, r50):
         argv = ["--config", config_path("mmpretrain", name), "--data-root", root, "--work-dir", work]
         refuses(module.main, argv + (["--weights", weights] if weights else []), culprit, capsys,
                 watch=[str(work), str(tmp_path)])
+    typo = ["--config", config_path("mmpretrain", "linear_mocov2_r50_quick.py"), "--data-root", demo_root,
+            "--work-dir", work, "--cfg-options", "train_cfg.max_epoch=1"]
+    refuses(linear.main, typo, "train_cfg.max_epoch", capsys, watch=[str(tmp_path)])
     assert not work.exists()
 
 

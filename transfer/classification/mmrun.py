@@ -37,16 +37,36 @@ def parser(description):
     return p
 
 
+def unknown_options(cfg, options):
+    """The --cfg-options keys that name nothing in the config (MMEngine would add them silently)."""
+    bad, tree = [], cfg.to_dict()
+    for key in options or {}:
+        node = tree
+        for part in key.split("."):
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            else:
+                bad.append(key)
+                break
+    return bad
+
+
 def load_config(args):
     if not os.path.isfile(args.config):
         raise BadInput(f"--config {args.config}: no such file; give one of configs/mmpretrain/*.py")
     try:
         cfg = Config.fromfile(args.config)
-        if args.cfg_options:
+        bad = unknown_options(cfg, args.cfg_options)
+        if args.cfg_options and not bad:
             cfg.merge_from_dict(args.cfg_options)
     except Exception as e:  # mmengine raises many types for a config it cannot read
         raise BadInput(f"--config {args.config}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
                        "fix the file or the --cfg-options") from None
+    if bad:
+        raise BadInput(f"--cfg-options {', '.join(bad)}: no such key in {args.config}; check the spelling "
+                       "against the config (MMEngine would add it silently and change nothing)")
     for key in ("task", "recipe", "data_dir"):
         if key not in cfg:
             raise BadInput(f"--config {args.config}: no '{key}' key; the runners read configs/mmpretrain/*.py, "
