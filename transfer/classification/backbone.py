@@ -139,8 +139,10 @@ def pooled(layer, fmap):
 
 
 @torch.no_grad()
-def extract(model, images, layers=("feat5",)):
-    """{layer: (N, D) float32} for a normalised (N, 3, H, W) batch; the model must be in eval mode."""
+def extract(model, images, layers=None):
+    """{layer: (N, D) float32} for a normalised (N, 3, H, W) batch; the model must be in eval mode.
+    Default layers: ('feat5',) for a ResNet, ('cls',) for a ViT."""
+    layers = layers or (VIT_LAYERS if is_vit(model) else ("feat5",))
     check_layers(model, layers)
     if is_vit(model):
         return {"cls": model.forward_features(images)[:, 0].float()}
