@@ -30,7 +30,7 @@ def check_output(out, checkpoint, force, suffix=None):
     """Refuse an output that would clobber the input, a folder, or that cannot be written."""
     if not out:
         raise ConversionError("-o/--output: empty path; give a file name")
-    if os.path.isdir(out):
+    if os.path.isdir(out) or out.endswith(os.sep):
         raise ConversionError(f"{out}: is a directory; give a file name for the output")
     if os.path.exists(out) and os.path.exists(checkpoint) and os.path.samefile(out, checkpoint):
         raise ConversionError(f"{out}: is the input checkpoint itself (same file, maybe through a link); "

@@ -89,6 +89,11 @@ def linked(d, kind):
     return good, str(d / "out.pth")
 
 
+def broken_link(d):
+    os.symlink(d / "nowhere.pth", d / "gone.pth")
+    return str(d / "gone.pth")
+
+
 def read_only_dir(d):
     good = save(d, "in.pth", v3(tiny_vit_sd()))
     (d / "ro").mkdir()
@@ -130,6 +135,7 @@ ROWS = [
     # the input file itself
     *row("missing_file", lambda d: [str(d / "nope.pth")], phrase="no such file"),
     *row("directory", lambda d: [str(d)], phrase="is a directory"),
+    *row("broken_symlink", lambda d: [broken_link(d)], phrase="not a regular file (a broken link"),
     *row("text_file", lambda d: [write(d, "notes.pth", b"hello, I am a text file\n")], phrase="not a PyTorch checkpoint"),
     *row("empty_file", lambda d: [write(d, "empty.pth", b"")], phrase="empty file"),
     *row("truncated", lambda d: [write(d, "cut.pth", open(GOOD(d)[0], "rb").read()[:3000])], phrase="truncated"),
@@ -188,6 +194,7 @@ ROWS = [
     *row("default_output_is_input", lambda d: [torch_checkpoint_named_pkl(d), "--force"], tools=("detectron2",),
          phrase="is the input checkpoint itself"),
     *row("output_is_directory", lambda d: [*GOOD(d), "-o", str(d)], culprit="output", phrase="is a directory"),
+    *row("output_folder_name", lambda d: [*GOOD(d), "-o", str(d / "new") + "/"], culprit="output", phrase="is a directory"),
     *row("output_parent_is_file", lambda d: [*GOOD(d), "-o", os.path.join(write(d, "afile", b"x"), "sub", "o.pkl")],
          culprit="output", phrase="is a file, not a folder"),
     *row("output_read_only_folder", lambda d: to(read_only_dir(d)), culprit="output",
