@@ -64,6 +64,22 @@ def test_recipe_equals_official(name, variant):
     assert not deviations, deviations
 
 
+def test_stage_maps_and_grids_at_224():
+    """CLASSIFICATION.md section 2: the five maps of a 224 input and the grids the pools give them."""
+    from mmpretrain.registry import MODELS
+
+    model = Config.fromfile(config_path("mmpretrain", "linear-stages_r50.py")).model
+    backbone, neck = MODELS.build(model.backbone), MODELS.build(model.neck)
+    backbone.eval()
+    with torch.no_grad():
+        maps = backbone(torch.randn(1, 3, 224, 224))
+        pooled = neck(maps)
+    assert [tuple(m.shape[1:]) for m in maps] == [(64, 112, 112), (256, 56, 56), (512, 28, 28), (1024, 14, 14),
+                                                  (2048, 7, 7)]
+    assert [p.shape[-1] for p in pooled] == [12, 6, 4, 3, 2]
+    assert [p[0].numel() for p in pooled] == [9216, 9216, 8192, 9216, 8192] == list(model.head.in_dims)
+
+
 def timm_vit(depth=2, width=64, heads=4, img=32, patch=8):
     from timm.models.vision_transformer import VisionTransformer
 
