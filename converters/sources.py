@@ -196,7 +196,8 @@ def check_finite(sd, path):
 def check_not_ours(obj, path):
     meta = obj.get("meta") if isinstance(obj, dict) else None
     if isinstance(meta, dict) and meta.get("author") == "moco-transfer":
-        name, tool = ("mmpretrain", "to_mmpretrain") if meta.get("format") == "mmpretrain" else ("MMSegmentation", "to_mmseg")
+        mmpretrain = meta.get("format") == "mmpretrain"
+        name, tool = ("mmpretrain", "to_mmpretrain") if mmpretrain else ("MMSegmentation", "to_mmseg")
         raise ConversionError(f"{path}: this is already {name} weights (written by converters/{tool}.py); "
                               "give the pretraining checkpoint instead")
 

@@ -72,11 +72,14 @@ def save(model, path, meta=None):
 
 
 def hint(report):
-    notes = ["bfloat16 tensors stored as float32 (numpy has no bfloat16; exact)"] if "bfloat16" in report["dtypes"] else []
+    notes = []
+    if "bfloat16" in report["dtypes"]:
+        notes.append("bfloat16 tensors stored as float32 (numpy has no bfloat16; exact)")
     if "vit" in report:
         v = report["vit"]
         notes.append(f"ViTDet: ViT(embed_dim={v['width']}, depth={v['depth']}, num_heads={report['num_heads'] or '?'}, "
-                     f"patch_size={v['patch']}, pretrain_img_size={v['grid'] * v['patch']}, pretrain_use_cls_token=True)")
+                     f"patch_size={v['patch']}, pretrain_img_size={v['grid'] * v['patch']}, "
+                     "pretrain_use_cls_token=True)")
     return "\n  ".join(notes)
 
 

@@ -166,6 +166,8 @@ ROWS = [
     *row("vit_conv_stem", lambda d: [vit_conv_stem(d)], phrase="not a plain ViT"),
     *row("resnet50_missing_block", lambda d: [save(d, "r18.pth", {k: v for k, v in resnet_sd().items() if not k.startswith("layer4.2")})],
          phrase="not a ResNet-50"),
+    *row("resnet50_wrong_shape", lambda d: [save(d, "r50s.pth", {**resnet_sd(), "layer1.0.conv1.weight": torch.ones(3, 3, 1, 1)})],
+         phrase="layer1.0.conv1.weight (3, 3, 1, 1) != (64, 64, 1, 1)"),
     *row("neither", lambda d: [save(d, "x.pth", {"state_dict": {"module.encoder_q.conv1.weight": torch.ones(1)}})],
          phrase="neither a ResNet-50 nor a ViT"),
     *row("nan_weights", lambda d: [with_value(d, "nan.pth", float("nan"))],
