@@ -15,17 +15,19 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="cmd", required=True)
     mk = sub.add_parser("make-demo", help="write the built-in data sets")
     mk.add_argument("out", nargs="?", default=default_demo_root())
-    mk.add_argument("--seed", type=int, default=0)
-    mk.add_argument("--scale", type=float, default=1.0, help="multiply every split's size")
+    mk.add_argument("--seed", type=int, default=0, help="fixes every pixel (0 or more)")
+    mk.add_argument("--scale", type=float, default=1.0, help="multiply every split's size (above 0, at most 100)")
     ck = sub.add_parser("check", help="validate a data root before training")
     ck.add_argument("root")
     ck.add_argument("--task", choices=[*validate.CHECKS, "all"], default="all")
     args = parser.parse_args(argv)
-    if args.cmd == "make-demo":
-        out = make_demo(args.out, DemoSizes(seed=args.seed).scaled(args.scale))
-        print(f"built-in data sets ready in {out}")
-        return 0
     try:
+        if args.cmd == "make-demo":
+            if not 0 < args.scale <= 100 or args.seed < 0:  # (NaN fails the first test too)
+                raise validate.DataError("--scale/--seed", f"got {args.scale}/{args.seed}; scale in (0, 100], seed >= 0")
+            out = make_demo(args.out, DemoSizes(seed=args.seed).scaled(args.scale))
+            print(f"built-in data sets ready in {out}")
+            return 0
         for task in (list(validate.CHECKS) if args.task == "all" else [args.task]):
             n = validate.check_task(task, args.root)
             print(f"{task}: {n} images ok")

@@ -26,6 +26,7 @@ from PIL import Image
 from pycocotools import mask as mask_util
 
 from mocodata import scenes
+from mocodata.validate import DataError
 from mocodata.classes import VOC_CLASSES as CLASSES
 
 
@@ -255,22 +256,29 @@ def write_cityscapes(root, sizes, rng):
 
 
 def write_imagenet(root, sizes, rng):
+    """ImageFolder train/ and val/: classes told apart by shape and texture, not by colour. The pictures
+    come from a generator of their own, so that changing them never changes the sets drawn after them
+    (`rng` is left untouched)."""
+    own = np.random.default_rng([sizes.seed, 15])
     for split, n in (("train", sizes.imagenet_train_per_class), ("val", sizes.imagenet_val_per_class)):
         for c in range(sizes.imagenet_classes):
             d = os.path.join(root, "imagenet", split, CLASSES[c])
             os.makedirs(d, exist_ok=True)
             for i in range(n):
-                img = scenes.centred_object(rng, 96, c)
+                img = scenes.centred_object(own, 96, c)
                 Image.fromarray(img).save(os.path.join(d, f"{CLASSES[c]}_{i:05d}.jpg"), quality=92)
 
 
 def make_demo(out, sizes=None):
     """Writes every built-in set under `out` (or re-uses it when the parameters match)."""
     sizes = sizes or DemoSizes()
-    params = {"version": 2, **asdict(sizes)}
+    params = {"version": 3, **asdict(sizes)}
     params_path = os.path.join(out, "params.json")
     if os.path.exists(params_path) and json.load(open(params_path)) == params:
         return out
+    if os.path.exists(out) and not (os.path.isdir(out) and (os.path.exists(params_path) or not os.listdir(out))):
+        # only an earlier built-in set (its params.json) or an empty folder is ever replaced
+        raise DataError(out, "holds files that are not a built-in data set; give a new or empty folder")
     tmp = out.rstrip("/") + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
     rng = np.random.default_rng(sizes.seed)

@@ -32,13 +32,18 @@ def need_file(path, what):
         raise DataError(path, f"missing file ({what})")
 
 
+MIN_SIDE = 8  # smaller images break the frameworks' resize and crop steps
+
+
 def image_size(path):
-    """(width, height) of a readable, complete image; raises DataError otherwise."""
+    """(width, height) of a readable, complete image as the loaders see it (EXIF rotation applied,
+    as detectron2 and MMCV do); raises DataError otherwise."""
     need_file(path, "image")
     try:
         with Image.open(path) as im:
             size = im.size
             fmt = im.format
+            rotated = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientation: a quarter turn
     except Exception as e:
         raise DataError(path, f"unreadable image ({type(e).__name__}: {e})") from None
     with open(path, "rb") as f:
@@ -47,7 +52,9 @@ def image_size(path):
     # a complete JPEG ends with the EOI marker, a complete PNG with its IEND chunk
     if (fmt == "JPEG" and b"\xff\xd9" not in tail) or (fmt == "PNG" and b"IEND" not in tail):
         raise DataError(path, "truncated image (the file ends before the image data does)")
-    return size
+    if min(size) < MIN_SIDE:
+        raise DataError(path, f"a {size[0]}x{size[1]} image; images must be at least {MIN_SIDE} pixels on each side")
+    return size[::-1] if rotated else size
 
 
 def progress(items, what):
@@ -58,11 +65,16 @@ def progress(items, what):
 
 
 def read_ids(path):
+    """The ids of a split list, one per line. A blank line is refused: the VOC evaluator and MMSeg
+    read it as an image called ''."""
     need_file(path, "split list")
-    ids = [line.split()[0] for line in open(path) if line.strip()]
-    if not ids:
+    lines = open(path).read().splitlines()
+    blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+    if blank:
+        raise DataError(path, f"line {blank[0]} is blank ({len(blank)} blank lines); remove them")
+    if not lines:
         raise DataError(path, "empty split list")
-    return ids
+    return [line.split()[0] for line in lines]
 
 
 def check_voc_split(dirname, split, classes=CLASSES):
@@ -80,11 +92,14 @@ def check_voc_split(dirname, split, classes=CLASSES):
             raise DataError(xml_path, f"malformed VOC XML ({e})") from None
         img_path = os.path.join(dirname, "JPEGImages", image_id + ".jpg")
         if image_size(img_path) != (w, h):
-            raise DataError(xml_path, f"size {w}x{h} differs from its image's {image_size(img_path)}")
+            raise DataError(xml_path, f"size {w}x{h} differs from its image's {image_size(img_path)} (as loaded, "
+                                      "EXIF rotation applied): fix the XML or the image")
         for obj in tree.findall("object"):
             name = obj.findtext("name")
             if name not in classes:
                 raise DataError(xml_path, f"class '{name}' is not one of the {len(classes)} classes")
+            if obj.findtext("difficult") not in ("0", "1"):  # the VOC evaluator reads int(difficult)
+                raise DataError(xml_path, f"object '{name}' has no <difficult>0|1</difficult>; add it")
             try:
                 x0, y0, x1, y1 = (float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax"))
             except (TypeError, ValueError):
@@ -106,6 +121,10 @@ def check_coco(json_path, image_dir):
     except (KeyError, TypeError) as e:
         raise DataError(json_path, f"not a COCO instances file (missing {e})") from None
     cat_ids = {c["id"] for c in cats}
+    ids = [im["id"] for im in images]
+    if len(set(ids)) != len(ids):  # pycocotools keeps one of them: the other is never evaluated
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(json_path, f"image id {dup} appears {ids.count(dup)} times in 'images'; ids must be unique")
     sizes = {}
     for im in progress(images, os.path.basename(json_path)):
         path = os.path.join(image_dir, im["file_name"])
@@ -138,8 +157,23 @@ def check_voc_seg(dirname, splits=("train", "aug", "val")):
             label_path = os.path.join(dirname, label_dir, image_id + ".png")
             if image_size(label_path) != img_size:
                 raise DataError(label_path, f"label map size {image_size(label_path)} differs from its image's {img_size}")
+            check_label_values(label_path, 20)
         n += len(ids)
     return n
+
+
+def check_label_values(path, max_id):
+    """A one-channel 8-bit label map whose values are class ids 0..max_id or 255 (ignore)."""
+    import numpy as np
+
+    with Image.open(path) as im:
+        if im.mode not in ("P", "L"):  # RGB is read as three channels; 16-bit as values over 255
+            raise DataError(path, f"label map in mode {im.mode}; save it as an 8-bit palette (P) or grey (L) PNG "
+                                  "of class ids")
+        values = np.unique(np.asarray(im))
+    bad = values[(values > max_id) & (values != 255)]
+    if bad.size:
+        raise DataError(path, f"label values {bad.tolist()[:5]} are neither class ids 0..{max_id} nor 255 (ignore)")
 
 
 def image_folder(root):
@@ -148,6 +182,7 @@ def image_folder(root):
 
     if not os.path.isdir(root):
         raise DataError(root, "missing data folder (expected <root>/<class>/<image>.jpg)")
+    check_class_links(root)
     try:
         classes, idx = find_classes(root)
         samples = make_dataset(root, idx, extensions=IMG_EXTENSIONS)
@@ -158,9 +193,21 @@ def image_folder(root):
     return samples, classes
 
 
+def check_class_links(root):
+    """A class folder that links to the root or above it makes the folder walk visit everything again
+    (an epoch 50x longer, every image in several classes)."""
+    real = os.path.realpath(root)
+    for d in sorted(os.listdir(root)):
+        target = os.path.realpath(os.path.join(root, d))
+        if os.path.isdir(target) and (real == target or real.startswith(target + os.sep)):
+            raise DataError(os.path.join(root, d), f"class folder links to {target}, which contains the data "
+                                                   "folder itself; remove the link")
+
+
 def check_imagefolder(root):
     """An ImageNet-style train/<class>/*.jpg folder. Returns the number of images."""
     need_dir(root, "image folder with one sub-folder per class")
+    check_class_links(root)
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     files = [os.path.join(root, c, f) for c in classes for f in sorted(os.listdir(os.path.join(root, c)))
              if f.lower().endswith(IMAGE_EXTS)]

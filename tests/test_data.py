@@ -217,8 +217,99 @@ def defect_label_size(root):
 
 
 def defect_empty_split(root):
-    (root / "VOC2012/ImageSets/Segmentation/aug.txt").write_text("\n")
+    (root / "VOC2012/ImageSets/Segmentation/aug.txt").write_text("")
     return "seg", "aug.txt", "empty split list"
+
+
+def defect_trailing_blank_line(root):  # passed the check, then the VOC evaluator read an image called ''
+    p = root / "VOC2007/ImageSets/Main/test.txt"
+    p.write_text(p.read_text() + "\n")
+    return "voc", "test.txt", "is blank"
+
+
+def defect_blank_line_in_seg_list(root):
+    p = root / "VOC2012/ImageSets/Segmentation/val.txt"
+    p.write_text("\n" + p.read_text())
+    return "seg", "val.txt", "line 1 is blank"
+
+
+def defect_xml_without_difficult(root):
+    i = first_line(root / "VOC2007/ImageSets/Main/test.txt")
+    p = root / f"VOC2007/Annotations/{i}.xml"
+    text = p.read_text()
+    p.write_text(text.replace("<difficult>0</difficult>", "").replace("<difficult>1</difficult>", ""))
+    return "voc", f"{i}.xml", "<difficult>"
+
+
+def defect_exif_rotated_jpeg(root):  # the loaders turn it; its XML keeps the unturned size
+    from PIL import Image
+
+    i = first_line(root / "VOC2007/ImageSets/Main/trainval.txt")
+    p = root / f"VOC2007/JPEGImages/{i}.jpg"
+    im = Image.open(p)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    if im.width != im.height:
+        im.save(p, exif=exif.tobytes())
+        return "voc", f"{i}.xml", "EXIF rotation"
+    raise AssertionError("square image: pick another")
+
+
+def label_path(root):
+    i = first_line(root / "VOC2012/ImageSets/Segmentation/val.txt")
+    return root / f"VOC2012/SegmentationClass/{i}.png", f"{i}.png"
+
+
+def defect_rgb_label(root):
+    from PIL import Image
+
+    p, name = label_path(root)
+    Image.open(p).convert("RGB").save(p)
+    return "seg", name, "mode RGB"
+
+
+def defect_16bit_label(root):  # read by MMCV as values over 255: every pixel ignored
+    import numpy as np
+    from PIL import Image
+
+    p, name = label_path(root)
+    Image.fromarray(np.asarray(Image.open(p)).astype(np.uint16) * 257).save(p)
+    return "seg", name, "mode I;16"
+
+
+def defect_label_id_over_20(root):
+    import numpy as np
+    from PIL import Image
+
+    p, name = label_path(root)
+    im = Image.open(p)
+    a = np.asarray(im).copy()
+    a[0, 0] = 37
+    out = Image.fromarray(a, mode="P")
+    out.putpalette(im.getpalette())
+    out.save(p)
+    return "seg", name, "[37]"
+
+
+def defect_one_pixel_image(root):
+    from PIL import Image
+
+    d = next((root / "imagenet/train").iterdir())
+    Image.new("RGB", (1, 1)).save(d / "tiny.jpg")
+    return "imagenet", "tiny.jpg", "at least 8 pixels"
+
+
+def defect_coco_duplicate_image_id(root):
+    p = root / "coco/annotations/instances_val2017.json"
+    d = json.load(open(p))
+    d["images"][1]["id"] = d["images"][0]["id"]
+    json.dump(d, open(p, "w"))
+    return "coco", "instances_val2017.json", "appears 2 times"
+
+
+def defect_class_folder_links_to_parent(root):  # the folder walk would visit every image again
+    os.symlink("..", root / "imagenet/train/loop")
+    return "imagenet", "loop", "links to"
 
 
 def defect_empty_imagefolder(root):
@@ -230,7 +321,10 @@ def defect_empty_imagefolder(root):
 DEFECTS = [defect_missing_folder, defect_missing_image, defect_truncated_image, defect_unreadable_image,
            defect_malformed_xml, defect_unknown_class, defect_box_outside, defect_malformed_json,
            defect_coco_bad_category, defect_coco_box_outside, defect_label_size, defect_empty_split,
-           defect_empty_imagefolder]
+           defect_empty_imagefolder, defect_trailing_blank_line, defect_blank_line_in_seg_list,
+           defect_xml_without_difficult, defect_exif_rotated_jpeg, defect_rgb_label, defect_16bit_label,
+           defect_label_id_over_20, defect_one_pixel_image, defect_coco_duplicate_image_id,
+           defect_class_folder_links_to_parent]
 
 
 @pytest.mark.parametrize("defect", DEFECTS, ids=lambda f: f.__name__[7:])
