@@ -72,10 +72,13 @@ def random_backbone(arch):
         model = torchvision.models.resnet50()
         model.fc = nn.Identity()
         return model
-    if arch in RANDOM_ARCHS:
-        from pretrain import vit
+    if arch in RANDOM_ARCHS:  # timm's ViT at MoCo v3's sizes (ViT-S with 12 heads); transfer never imports pretrain
+        from timm.models.vision_transformer import VisionTransformer
 
-        return getattr(vit, arch)(num_classes=0)
+        from converters.vit_layout import KNOWN_ARCHS
+
+        depth, width, heads = KNOWN_ARCHS[arch]
+        return VisionTransformer(embed_dim=width, depth=depth, num_heads=heads, num_classes=0)
     raise ValueError(f"arch '{arch}' cannot be built at random init; use one of {list(RANDOM_ARCHS)}")
 
 
