@@ -1,1 +1,5 @@
+"""Checkpoint converters: read any common MoCo checkpoint, write what Detectron2, MMSeg and mmpretrain read."""
 
+
+class ConversionError(ValueError):
+    """A checkpoint that cannot be converted; str(e) names the file and the reason. The CLIs exit 2 with it."""

@@ -17,11 +17,8 @@ import re
 import torch
 
 from converters.safe_pickle import detectron2_kind, read_numpy_pickle
+from converters import ConversionError  # noqa: F401  (read from here by the CLIs)
 from converters.vit_layout import check_vit, heads_from, is_vit, to_timm_vit, vit_arch, vit_shape
-
-
-class ConversionError(ValueError):
-    """A checkpoint that cannot be converted; str(e) names the file and the reason."""
 
 
 # source name: (prefix of the encoder we keep, prefixes dropped on purpose)

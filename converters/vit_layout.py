@@ -72,7 +72,7 @@ def timm_kwargs(shape, num_heads=None):
 def check_vit(sd, path):
     """Exactly the tensors of a timm VisionTransformer of the shape the tensors say (built on the
     meta device: no memory); returns that shape."""
-    from converters.sources import ConversionError
+    from converters import ConversionError
     from timm.models.vision_transformer import VisionTransformer
 
     shape = vit_shape(sd)

@@ -42,7 +42,11 @@ def test_every_task_is_complete():
     for p in protocols.TASKS.values():
         assert p.name and p.runner and "full" in p.configs and "quick" in p.configs, p.name
         for rel in p.configs.values():
-            assert os.path.isfile(os.path.join(REPO, "configs", rel.format(recipe="mocov2_r50"))), rel
+            for arch in p.archs:
+                recipes = ["mocov3_vit"] if arch.startswith("vit") else ["mocov2_r50", "mocov3_r50"]
+                for recipe in recipes:
+                    path = rel.format(recipe=recipe, vit="_vit" if arch.startswith("vit") else "")
+                    assert os.path.isfile(os.path.join(REPO, "configs", path)), path
         assert set(p.published) <= set(p.metrics), p.name  # a published number is always a row
     from mocodata import validate
 

@@ -43,6 +43,11 @@ class Protocol:
 
 MOCO_DET = "moco detection/README"
 MMSELFSUP = "mmselfsup MoCo v2 README"
+VITS = ("vit_small", "vit_base", "vit_large")
+LOWSHOT_K = (1, 2, 4, 8, 16, 32, 64, 96)
+SVM_FACTS = dict(preprocess={"resize": 256, "squash": 224, "interpolation": "bilinear"},
+                 costs=[1.0, 10.0, 100.0] + [0.5 ** n for n in range(4, 20)], cv_folds=3,
+                 normalise="x/(||x||+1e-5) float64", train_images=5011, test_images=4952, classes=20, skipped_classes=[])
 
 TASKS = {p.name: p for p in [
     Protocol(
@@ -78,6 +83,33 @@ TASKS = {p.name: p for p in [
         facts=dict(backbone="ResNet", norm="SyncBN", norm_eval=False, input="RGB", pixel_mean=RGB_MEAN,
                    pixel_std=RGB_STD, stem=TORCHVISION_STEM, images_per_update=16, bn_images=16, base_lr=0.01,
                    max_iter=20000, schedule="poly 0.9, min lr 0.0001", crop=[512, 512], test="whole")),
+    # config paths: '{vit}' is '_vit' for a ViT checkpoint, '' for a ResNet; '{recipe}' the pretraining recipe
+    Protocol(
+        name="knn", framework="torch", runner="transfer.classification.knn", data="imagenet-val", weights="checkpoint",
+        configs={"full": "classification/knn_imagenet{vit}.yaml", "quick": "classification/knn_quick{vit}.yaml"},
+        metrics=tuple(f"knn/top{t}_k{k}" for t in (1, 5) for k in (10, 20, 100, 200)),
+        published={"knn/top1_k10": Ref(55.6, MMSELFSUP), "knn/top1_k20": Ref(55.7, MMSELFSUP),
+                   "knn/top1_k100": Ref(53.7, MMSELFSUP), "knn/top1_k200": Ref(52.5, MMSELFSUP)},
+        facts=dict(layer="gap", preprocess={"resize": 256, "crop": 224, "interpolation": "bilinear"},
+                   k=[10, 20, 100, 200], temperature=0.07, normalise="l2", vote="sum exp(sim/T) one-hot",
+                   num_classes=1000, train_images=1281167, val_images=50000),
+        archs=("resnet50", *VITS), gpus=1),
+    Protocol(
+        name="svm", framework="sklearn", runner="transfer.classification.svm", data="voc07-cls", weights="checkpoint",
+        configs={"full": "classification/svm_voc07{vit}.yaml", "quick": "classification/svm_quick{vit}.yaml"},
+        metrics=tuple(f"svm/mAP_feat{i}" for i in (5, 1, 2, 3, 4)) + ("svm/mAP_cls",),
+        published={"svm/mAP_feat5": Ref(84.04, MMSELFSUP)},
+        facts=dict(SVM_FACTS, mode="full", layers=["feat1", "feat2", "feat3", "feat4", "feat5"]),
+        archs=("resnet50", *VITS), gpus=1),
+    Protocol(
+        name="svm-lowshot", framework="sklearn", runner="transfer.classification.svm", data="voc07-cls",
+        weights="checkpoint",
+        configs={"full": "classification/svm_voc07_lowshot.yaml", "quick": "classification/svm_lowshot_quick.yaml"},
+        metrics=tuple(f"svm_lowshot/mAP_feat5_k{k}" for k in LOWSHOT_K),
+        published={f"svm_lowshot/mAP_feat5_k{k}": Ref(v, MMSELFSUP) for k, v in
+                   zip(LOWSHOT_K, (43.14, 53.29, 65.34, 71.03, 75.42, 78.48, 80.88, 82.23))},
+        facts=dict(SVM_FACTS, mode="lowshot", layers=["feat5"], lowshot_k=list(LOWSHOT_K), lowshot_samples=5,
+                   negatives_per_positive=19), gpus=1),
 ]}
 SUITE_ALL = ("voc", "coco", "seg")  # what `--task all` runs
 

@@ -211,7 +211,8 @@ def recipe_of(source, arch):
 def config_path(p, variant, args):
     """The config file of a task's variant; '{recipe}' is the checkpoint's pretraining recipe."""
     rel = p.config(variant if variant in p.configs else "full")
-    return os.path.join(REPO, "configs", rel.format(recipe=args.recipe))
+    vit = "_vit" if (args.arch or p.archs[0]).startswith("vit") else ""
+    return os.path.join(REPO, "configs", rel.format(recipe=args.recipe, vit=vit))
 
 
 def run_on_slurm(jobs, args):
@@ -323,6 +324,7 @@ def main(argv=None):
     try:
         tasks, root, builtin_data, variant = prepare(args)
         arch, sd, info = read_weights(args.weights, tasks) if args.weights else (args.arch, None, {})
+        args.arch = arch
         args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
         check_launch(tasks, variant, args)
         held = lock(args.out)

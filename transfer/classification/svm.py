@@ -267,7 +267,7 @@ def main(argv=None):
     metrics, details = evaluate(cfg, ftr, fte, classes, args.seed)
     details["skipped_classes"] = skipped
     atomic_json(os.path.join(args.work_dir, "svm_details.json"), details)
-    write_results(args.work_dir, cfg.get("task", "svm_voc07"), metrics, facts(cfg, args, model, train, test, skipped))
+    write_results(args.work_dir, cfg.get("task", "svm"), metrics, facts(cfg, args, model, train, test, skipped))
     return 0
 
 
