@@ -3,6 +3,8 @@
 The sampler yields (epoch, index) pairs: the permutation depends on (seed, epoch) only, and each
 sample's augmentation on (seed, epoch, index) only. A run resumed at iteration i of an epoch
 therefore sees exactly the batches the uninterrupted run saw, whatever the number of workers.
+Before any training the folder tree (symlink loops) and every image header (unreadable, truncated,
+too small) are checked, so that bad data stops the run before it starts.
 """
 import os
 
@@ -27,7 +29,7 @@ def check_tree(root):
         for name in list(dirs):
             path = os.path.join(d, name)
             real = os.path.realpath(path)
-            if real in seen or any(real == a for a in ancestors(path)):
+            if real in seen or real in ancestors(path):
                 raise DataError(path, f"a folder symlink to {real}, which is already part of {root}: its images "
                                       "would be read again (or forever); remove the link")
             seen.add(real)

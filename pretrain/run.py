@@ -197,6 +197,14 @@ def wrap(model, cfg, world, device):
     return model
 
 
+def cpu_notes(cfg, device):
+    """The CPU fast path is opt-in and only pays on CPUs with native bf16 (AVX512-BF16 or AMX)."""
+    native = any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    if device.type == "cpu" and cfg.amp == "bf16" and not native:
+        return ["--amp bf16 on a CPU without native bf16 (AVX512-BF16/AMX): emulated, likely slower than fp32"]
+    return []
+
+
 def prepare(cfg, resume, rank, world, device):
     """Every check that can refuse the run, before anything is written: config for this device,
     data, --out, the checkpoint to continue from. Returns what the run needs."""
@@ -213,7 +221,7 @@ def prepare(cfg, resume, rank, world, device):
     model = build_model(cfg)
     opt = build_optimizer(cfg, model)
     scaler, health = engine.make_scaler(cfg, device), engine.Health()
-    own, notes = os.path.join(cfg.out, "checkpoint.pth"), []
+    own, notes = os.path.join(cfg.out, "checkpoint.pth"), cpu_notes(cfg, device)
     if os.path.exists(own):  # this run's own state is newer than any --resume it started from
         if resume and os.path.abspath(resume) != os.path.abspath(own):
             notes.append(f"--resume {resume} ignored: {own} holds this run's newer state")
