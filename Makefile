@@ -1,4 +1,5 @@
-# make demo: set up .venv if needed, then run the transfer suite on the built-in data.
+# make demo: set up .venv if needed, then pretrain, convert and compare random init with the checkpoint
+# on the built-in data (tools/demo.py; DEMO_SECONDS=N scales it to a budget).
 # make test: set up .venv if needed, then run the tests (slow ones: make test-all).
 # make bench: augmentation, training-step and COCO-evaluation figures for this machine.
 PYTHON ?= python3
@@ -14,7 +15,7 @@ $(READY): setup.py requirements/constraints.txt tools/setup_env.sh tools/install
 	@PYTHON=$(PYTHON) VENV=$(VENV) bash tools/setup_env.sh
 
 demo: env
-	$(PY) transfer/run_suite.py --task all
+	$(PY) tools/demo.py $(if $(DEMO_SECONDS),--demo-seconds $(DEMO_SECONDS))
 
 test: env
 	$(PY) -m pytest -q tests

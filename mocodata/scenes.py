@@ -1,8 +1,11 @@
 """Small learnable scenes: objects of 20 classes on textured backgrounds, with exact masks.
 
-Each class has its own shape, colour and texture, so a detector can learn them in a few
-hundred iterations; sizes, positions, overlap and backgrounds vary. Everything is drawn with
-numpy from a `np.random.Generator`, so a seed fixes every pixel.
+Scenes (detection, segmentation): each class has its own shape, colour and texture, so a detector
+can learn them in a few hundred iterations; sizes, positions, overlap and backgrounds vary.
+ImageNet-style pictures (`centred_object`): a class is a shape and a texture, and the colours are
+drawn afresh for every picture, so that only what MoCo's augmentations keep (shape, texture) tells
+the classes apart. Everything is drawn with numpy from a `np.random.Generator`, so a seed fixes
+every pixel.
 """
 import numpy as np
 
@@ -80,10 +83,44 @@ def mask_box(mask):
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
+TEXTURES = ("hstripes", "vstripes", "checks", "dots", "diagonal")
+
+
+def object_style(c):
+    """Shape and texture of ImageNet-style class `c` (0-24): every pair differs, and neither the
+    shape nor the texture alone names the class (each is shared by several classes)."""
+    return SHAPES[c % 5], TEXTURES[(c % 5 + c // 5) % 5]
+
+
+def texture(kind, h, w, period, phase):
+    """A 0/1 (h, w) pattern of `kind` with the given period and phase in pixels."""
+    y, x = np.mgrid[0:h, 0:w]
+    y, x = y + phase[0], x + phase[1]
+    if kind == "hstripes":
+        return (y // period) % 2
+    if kind == "vstripes":
+        return (x // period) % 2
+    if kind == "checks":
+        return (y // period + x // period) % 2
+    if kind == "diagonal":
+        return ((x + y) // period) % 2
+    if kind == "dots":
+        dy, dx = y % (2 * period) - period, x % (2 * period) - period
+        return (dy**2 + dx**2 <= (0.6 * period) ** 2).astype(int)
+    raise ValueError(kind)
+
+
 def centred_object(rng, size, c):
-    """An ImageNet-style picture: one object of class `c`, large and roughly centred."""
+    """An ImageNet-style picture: one object of class `c` (its shape and texture), large and roughly
+    centred, in two colours drawn for this picture alone; the texture's period and phase vary too."""
     img = background(rng, size, size)
-    r = rng.uniform(0.25, 0.42, 2) * size
+    r = rng.uniform(0.28, 0.45, 2) * size
     cy, cx = size / 2 + rng.normal(0, size * 0.06, 2)
-    paint(rng, img, shape_mask(class_style(c)[0], size, size, cy, cx, r[0], r[1]), c)
+    shape, kind = object_style(c)
+    mask = shape_mask(shape, size, size, cy, cx, r[0], r[1])
+    light = rng.uniform(90, 255, 3)  # any hue: colour says nothing about the class
+    dark = light * rng.uniform(0.2, 0.5)
+    pattern = texture(kind, size, size, int(rng.integers(4, 7)), rng.integers(0, 12, 2))[..., None]
+    fill = np.where(pattern == 1, dark, light) + rng.normal(0, 8, (size, size, 3))
+    img[mask] = fill[mask]
     return img.clip(0, 255).astype(np.uint8)
