@@ -1,0 +1,387 @@
+"""`make demo`: the product's whole path on the built-in data, and one table that says what it showed.
+
+    python tools/demo.py [--demo-seconds 600] [--out output/demo]
+
+Steps (each a subprocess, as a user would run it): pretrain MoCo v2 R50 (`pretrain/run.py --preset
+demo`), convert the checkpoint for Detectron2 and MMSegmentation (the converter CLIs and their reports),
+then the transfer suite twice, from random initialisation and from the checkpoint (`run_suite.py`,
+one --out each). The cheap tasks (knn, linear) run several seeds, the dense ones (voc, coco, seg) one.
+`--demo-seconds` scales the plan to the machine: fewer epochs, fewer seeds, the slowest dense tasks
+dropped, each cut said. OUT/README.md explains the results; OUT/curves.png shows every training curve.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHEAP, DENSE = ("knn", "linear"), ("voc", "seg", "coco")  # DENSE: slowest last, dropped first
+# Seconds of each step on an idle 2-core machine (estimates for the plan and the ETA; the ETA then
+# follows the measured pace): pretraining per epoch, a cheap task per seed, a dense task per run.
+COST = {"data": 15, "epoch": 30, "convert": 15, "knn": 15, "linear": 25, "voc": 60, "seg": 50, "coco": 70}
+FULL = dict(epochs=8, seeds=3, dense=DENSE)
+MIN_SECONDS = 60
+
+
+class DemoError(ValueError):
+    """A bad --demo-seconds or --out: exit 2 with one paragraph."""
+
+
+def positive_seconds(text):
+    try:
+        n = float(text)
+    except ValueError:
+        n = float("nan")
+    if not n >= MIN_SECONDS or n == float("inf"):
+        raise DemoError(f"--demo-seconds {text}: must be a number of seconds, at least {MIN_SECONDS} (the pretraining "
+                        f"and one kNN comparison need about a minute on 2 cores); the default 600 runs every step. "
+                        "Give a larger number, or leave the flag out.")
+    return n
+
+
+def suite_cost(plan, weights):
+    """Estimated seconds of one backbone's suite (a checkpoint's kNN runs once: see suite_calls)."""
+    cheap = sum((1 if weights and t == "knn" else plan["seeds"]) * COST[t] for t in plan["cheap"])
+    return cheap + sum(COST[t] for t in plan["dense"])
+
+
+def cost(plan):
+    """Estimated seconds of a plan on an idle 2-core machine."""
+    pretraining = COST["data"] + plan["epochs"] * COST["epoch"] + COST["convert"]
+    return pretraining + suite_cost(plan, None) + suite_cost(plan, "checkpoint")
+
+
+# what a smaller budget gives up, in order: the slowest dense task first, the kNN comparison last
+CUTS = [("dense", "coco"), ("epochs", 6), ("seeds", 2), ("dense", "seg"), ("epochs", 4), ("dense", "voc"),
+        ("seeds", 1), ("epochs", 3), ("cheap", "linear"), ("epochs", 2)]
+
+
+def fit(plan, budget, estimate, cuts_allowed):
+    """Applies `cuts_allowed` (CUTS entries) in order while estimate(plan) exceeds `budget`; a cut that
+    changes nothing is skipped. Returns the messages of the cuts made."""
+    cuts = []
+    for what, value in cuts_allowed:
+        if estimate(plan) <= budget:
+            break
+        if what in ("dense", "cheap") and value in plan[what]:
+            plan[what].remove(value)
+            cuts.append(f"dropped the {value} task")
+        elif what in ("epochs", "seeds") and plan[what] > value:
+            cuts.append(f"{what} {plan[what]} -> {value}" + (" (pretraining)" if what == "epochs" else " (knn, linear)"))
+            plan[what] = value
+    return cuts
+
+
+def plan_for(seconds):
+    """(plan, cuts): the full plan, with CUTS applied in order until its estimate fits `seconds`."""
+    plan = dict(epochs=FULL["epochs"], seeds=FULL["seeds"], cheap=list(CHEAP), dense=list(DENSE))
+    cuts = fit(plan, seconds, cost, CUTS)
+    if cost(plan) > seconds:
+        cuts.append(f"the smallest plan still needs about {cost(plan):.0f}s on an idle 2-core machine")
+    return plan, cuts
+
+
+def replan(plan, left, pace):
+    """After pretraining, with the machine's pace measured (seconds taken / seconds estimated): the suite
+    cut further (never the kNN comparison) so that it fits the `left` seconds of the budget."""
+    suites = lambda p: pace * (suite_cost(p, None) + suite_cost(p, "checkpoint"))  # noqa: E731
+    cuts = fit(plan, left, suites, [c for c in CUTS if c[0] != "epochs" and c != ("cheap", "knn")])
+    return [f"{c} (this machine ran {pace:.1f}x the estimate so far)" for c in cuts]
+
+
+class Progress:
+    """'[demo mm:ss] step k/n: what (ETA mm:ss)': the ETA from the plan's estimates, scaled by the pace
+    measured so far (a loaded or slower machine stretches every remaining step alike)."""
+
+    def __init__(self, steps):
+        self.steps, self.t0, self.done_est, self.k = steps, time.time(), 0.0, 0
+        self.times = []
+
+    def pace(self):
+        return (time.time() - self.t0) / self.done_est if self.done_est else 1.0
+
+    def start(self, name):
+        self.k += 1
+        elapsed = time.time() - self.t0
+        left = self.pace() * sum(est for _, est in self.steps[self.k - 1:])
+        print(f"[demo {mmss(elapsed)}] step {self.k}/{len(self.steps)}: {name} (ETA {mmss(left)} for the rest)",
+              flush=True)
+        self.step_t0 = time.time()
+
+    def end(self, name):
+        took = time.time() - self.step_t0
+        self.done_est += self.steps[self.k - 1][1]
+        self.times.append((name, took))
+        print(f"[demo {mmss(time.time() - self.t0)}] {name}: done in {mmss(took)}", flush=True)
+
+
+def mmss(s):
+    return f"{int(s) // 60:02d}:{int(s) % 60:02d}"
+
+
+def stream(cmd, prefix, keep=None):
+    """Runs cmd from the repository root, its output shown with a prefix (only lines matching `keep`
+    when given: the converters' report, the pretraining's progress). Returns the exit code."""
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace") as proc:
+        for line in proc.stdout:
+            if keep is None or any(k in line for k in keep):
+                print(f"  {prefix} {line.rstrip()[:160]}", flush=True)
+        return proc.wait()
+
+
+def pretrain(out, plan):
+    cmd = [sys.executable, "pretrain/run.py", "--preset", "demo", "--out", os.path.join(out, "pretrain"),
+           "--epochs", str(plan["epochs"])]
+    if stream(cmd, "[pretrain]"):
+        raise RuntimeError(f"pretraining failed: see {out}/pretrain/log.txt")
+    return os.path.join(out, "pretrain", "checkpoint.pth")
+
+
+def convert(out, ckpt):
+    """Both converter CLIs, as a user runs them; their report lines are shown."""
+    paths = {}
+    for tool, suffix in (("to_detectron2", ".pkl"), ("to_mmseg", ".pth")):
+        paths[tool] = os.path.join(out, "weights", f"backbone_{tool[3:]}{suffix}")
+        cmd = [sys.executable, f"converters/{tool}.py", ckpt, "-o", paths[tool], "--force"]
+        if stream(cmd, f"[{tool}]"):
+            raise RuntimeError(f"converters/{tool}.py failed on {ckpt}")
+    return paths
+
+
+def suite(out, tasks, seeds, weights):
+    """One run_suite invocation (results merge into the same --out across invocations)."""
+    cmd = [sys.executable, "transfer/run_suite.py", "--task", ",".join(tasks), "--out", out, "--seeds", str(seeds)]
+    cmd += ["--weights", weights] if weights else []
+    rc = stream(cmd, "[suite]", keep=("running", "done", "FAILED", "error", "eta", "img/s"))
+    return rc
+
+
+def rows_of(out):
+    """{(task, metric): summary row} of a suite's results.json ({} when it wrote none)."""
+    path = os.path.join(out, "results.json")
+    if not os.path.isfile(path):
+        return {}
+    return {(r["task"], r["metric"]): r for r in json.load(open(path))["summary"]}
+
+
+def cell(r):
+    if r is None:
+        return "n/a (not run)"
+    if r["mean"] is None:
+        return f"n/a ({r.get('missing', 'no value')})"
+    return f"{r['mean']:.2f} ± {r['std']:.2f} (n={r['n']})" if r["n"] > 1 else f"{r['mean']:.2f} (1 seed)"
+
+
+def verdict(task, a, b):
+    """Whether the difference exceeds three times the larger spread over seeds of the two columns."""
+    if a is None or b is None or a["mean"] is None or b["mean"] is None:
+        return "n/a"
+    if task == "knn" and a["n"] > 1:  # the checkpoint's kNN is deterministic: its seeds change nothing
+        spread = a["std"]
+    elif a["n"] < 2 or b["n"] < 2:
+        return "spread unknown (1 seed)"
+    else:
+        spread = max(a["std"], b["std"])
+    diff = b["mean"] - a["mean"]
+    return f"{'yes' if abs(diff) > 3 * spread else 'no'} (3 x spread = {3 * spread:.2f})"
+
+
+def table(random_rows, ckpt_rows):
+    keys = list(dict.fromkeys([*random_rows, *ckpt_rows]))
+    lines = ["| task | metric | random init | MoCo checkpoint | difference | larger than 3 x spread? | published |",
+             "|---|---|---|---|---|---|---|"]
+    for task, metric in keys:
+        a, b = random_rows.get((task, metric)), ckpt_rows.get((task, metric))
+        both = a and b and a["mean"] is not None and b["mean"] is not None
+        diff = f"{b['mean'] - a['mean']:+.2f}" if both else "n/a"
+        ref = (a or b).get("published")
+        pub = f"{ref:.2f} ({(a or b).get('published_by', '')})" if ref is not None else ""
+        lines.append(f"| {task} | {metric} | {cell(a)} | {cell(b)} | {diff} | {verdict(task, a, b)} | {pub} |")
+    return "\n".join(lines)
+
+
+def pretrain_log(out):
+    """(steps, losses), (epochs, kNN top-1) from the pretraining's log.jsonl."""
+    loss, knn = ([], []), ([], [])
+    path = os.path.join(out, "pretrain", "log.jsonl")
+    for line in open(path) if os.path.exists(path) else []:
+        rec = json.loads(line)
+        if "loss" in rec:
+            loss[0].append(rec["step"]), loss[1].append(rec["loss"])
+        if "knn_top1" in rec:
+            knn[0].append(rec["epoch"] + 1), knn[1].append(rec["knn_top1"])
+    return loss, knn
+
+
+def plot(out, suites):
+    """curves.png: pretraining loss and kNN beside each suite task's training loss (seed 0, both backbones)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from transfer.report import curves
+
+    (steps, losses), (epochs, accs) = pretrain_log(out)
+    tasks = [t for t in (*CHEAP, *DENSE) if any(os.path.isdir(os.path.join(d, t)) for d in suites.values())]
+    fig, axes = plt.subplots(1, 2 + len(tasks), figsize=(4 * (2 + len(tasks)), 3.4), squeeze=False)
+    axes = axes[0]
+    axes[0].plot(steps, losses, ".-", ms=3)
+    axes[0].set(title="pretraining loss (InfoNCE)", xlabel="iteration")
+    axes[1].plot(epochs, accs, "o-")
+    axes[1].set(title="pretraining kNN top-1 (monitor)", xlabel="epoch", ylabel="%")
+    for ax, task in zip(axes[2:], tasks):
+        for label, d in suites.items():
+            its, vals = curves(os.path.join(d, task, "seed0"))
+            if its:
+                ax.plot(its, vals, ".-", label=label)
+        ax.set(title=f"{task}: training loss", xlabel="iteration")
+        if ax.lines:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "no training curve\n(kNN trains nothing)" if task == "knn" else "no curve logged",
+                    ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
+    plt.close(fig)
+
+
+REAL = """    python pretrain/run.py --preset mocov2_200ep --data /imagenet/train        # or a published checkpoint
+    python converters/to_detectron2.py CKPT -o r50.pkl && python converters/to_mmseg.py CKPT -o r50_mmseg.pth
+    python transfer/run_suite.py --task knn,linear,voc,coco,seg --weights CKPT --data /datasets --num-gpus 8 --seeds 5
+    python transfer/run_suite.py --task knn,linear,voc,coco,seg --data /datasets --num-gpus 8 --seeds 5 --out output/suite_random"""
+
+
+def report(out, plan, cuts, times, tab):
+    """OUT/README.md, also printed: what ran, how long, where the files are, what the numbers mean."""
+    steps = "\n".join(f"| {name} | {mmss(s)} |" for name, s in times)
+    text = f"""# MoCo demo: does a checkpoint pretrained here transfer better than random initialisation?
+
+What ran: MoCo v2 ResNet-50 pretrained for {plan['epochs']} epochs on the built-in ImageFolder (10 classes told
+apart by shape and texture, colours drawn afresh for every picture), converted for Detectron2 and MMSegmentation,
+then the transfer suite ({', '.join(plan['cheap'] + plan['dense'])}) on the built-in data with quick schedules,
+once from random initialisation and once from the checkpoint. knn and linear ran {plan['seeds']} seed(s) per
+backbone, the dense tasks one.{(' Cut to fit --demo-seconds: ' + '; '.join(cuts) + '.') if cuts else ''}
+
+{tab}
+
+How to read it: "difference" is checkpoint minus random init; "larger than 3 x spread" compares it with three
+times the larger standard deviation over seeds of the two columns (for knn: of the random-init column, since
+the checkpoint's kNN is the same for every seed; the spread over *pretraining* seeds is measured by
+`tests/test_demo.py`). A task with one seed has no spread: its difference may be noise. 'n/a' gives the reason
+a number could not be computed. The published numbers (full protocols, ImageNet-pretrained, real data) are
+there for orientation only: built-in data and quick schedules of a few dozen iterations are NOT comparable
+with them.
+
+| step | took |
+|---|---|
+{steps}
+
+Files: `{out}/pretrain/` (checkpoint.pth, log.jsonl, log.txt), `{out}/weights/` (converted backbones),
+`{out}/suite_random/` and `{out}/suite_moco/` (results.md/json, per-run logs and configs), `{out}/curves.png`
+(pretraining loss and kNN, each task's training loss for both backbones).
+
+The same on real data with a real checkpoint (GPUs; see README):
+
+{REAL}
+"""
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write(text)
+    print("\n" + text)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--demo-seconds", default="600", help=f"time budget in seconds (at least {MIN_SECONDS}); a "
+                                                         "smaller one pretrains less, runs fewer seeds and drops the "
+                                                         "slowest dense tasks; default 600")
+    p.add_argument("--out", default=os.path.join(REPO, "output", "demo"), help="output folder; default output/demo")
+    args = p.parse_args(argv)
+    args.demo_seconds = positive_seconds(args.demo_seconds)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise DemoError(f"--out {args.out}: exists and is not a folder; give a folder (it is created if missing)")
+    return args
+
+
+def steps_of(plan):
+    return [("built-in data", COST["data"]), ("pretraining", plan["epochs"] * COST["epoch"]),
+            ("converters", COST["convert"]), ("suite, random init", suite_cost(plan, None)),
+            ("suite, MoCo checkpoint", suite_cost(plan, "checkpoint"))]
+
+
+def suite_calls(plan, weights):
+    """(tasks, seeds) per run_suite invocation: it takes one --seeds for all its tasks. A checkpoint's
+    kNN is the same for every seed (nothing random in it), so it runs once."""
+    from transfer import protocols
+
+    known = lambda ts: [t for t in ts if t in protocols.TASKS]  # noqa: E731
+    if weights and "knn" in plan["cheap"]:
+        calls = [(["knn"], 1), ([t for t in plan["cheap"] if t != "knn"], plan["seeds"])]
+    else:
+        calls = [(plan["cheap"], plan["seeds"])]
+    calls.append((plan["dense"], 1))
+    return [(known(ts), s) for ts, s in calls if known(ts)]
+
+
+def run(args):
+    from mocodata.builtin import default_demo_root, make_demo
+
+    out = os.path.abspath(args.out)
+    plan, cuts = plan_for(args.demo_seconds)
+    print(f"demo plan for {args.demo_seconds:.0f}s: {plan['epochs']} pretraining epochs, {plan['seeds']} seed(s) "
+          f"for {', '.join(plan['cheap'])}, dense tasks: {', '.join(plan['dense']) or 'none'}; estimate "
+          f"{cost(plan):.0f}s on an idle 2-core machine" + (f"; cut: {'; '.join(cuts)}" if cuts else ""), flush=True)
+    from transfer import protocols
+
+    absent = [t for t in plan["cheap"] + plan["dense"] if t not in protocols.TASKS]
+    if absent:  # the suite refuses a task its protocol table does not list
+        cuts.append(f"{', '.join(absent)} not run: not in transfer/protocols.py in this checkout")
+    prog = Progress(steps_of(plan))
+    suites = {"random init": os.path.join(out, "suite_random"), "MoCo": os.path.join(out, "suite_moco")}
+    prog.start("built-in data")
+    make_demo(default_demo_root())
+    prog.end("built-in data")
+    prog.start("pretraining (pretrain/run.py --preset demo)")
+    ckpt = pretrain(out, plan)
+    prog.end("pretraining")
+    prog.start("converters (to_detectron2, to_mmseg)")
+    convert(out, ckpt)
+    prog.end("converters")
+    late = replan(plan, args.demo_seconds - (time.time() - prog.t0), prog.pace())
+    if late:
+        print(f"[demo] to stay within --demo-seconds {args.demo_seconds:.0f}: {'; '.join(late)}", flush=True)
+        cuts += late
+        prog.steps[3:] = steps_of(plan)[3:]
+    failed = 0
+    for (label, d), weights in zip(suites.items(), (None, ckpt)):
+        prog.start(f"suite, {label} -> {d}")
+        for tasks, seeds in suite_calls(plan, weights):
+            failed |= suite(d, tasks, seeds, weights)
+        prog.end(f"suite, {label}")
+    tab = table(rows_of(suites["random init"]), rows_of(suites["MoCo"]))
+    plot(out, suites)
+    report(out, plan, cuts, prog.times, tab)
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    try:
+        args = parse_args(argv)
+    except DemoError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
