@@ -279,10 +279,10 @@ def check_cityscapes(root):
     return n
 
 
-def check_imagenet_val(root):
-    """ImageNet train/ and val/ with the same class folders, none empty (the class index of an image
+def check_train_val(root, name="imagenet"):
+    """<root>/<name>/train/ and val/ with the same class folders, none empty (the class index of an image
     comes from its folder: kNN and linear evaluation). Returns the number of images."""
-    dirs = [os.path.join(root, "imagenet", s) for s in ("train", "val")]
+    dirs = [os.path.join(root, name, s) for s in ("train", "val")]
     n = sum(check_imagefolder(d) for d in dirs)
     lists = [sorted(c for c in os.listdir(d) if os.path.isdir(os.path.join(d, c))) for d in dirs]
     if lists[0] != lists[1]:
@@ -301,7 +301,8 @@ CHECKS = {
     "coco": check_coco_root,
     "seg": lambda root: check_voc_seg(os.path.join(root, "VOC2012")),
     "imagenet": lambda root: check_imagefolder(os.path.join(root, "imagenet", "train")),
-    "imagenet-val": check_imagenet_val,
+    "imagenet-val": check_train_val,
+    "places205": lambda root: check_train_val(root, "places205"),
     "voc07-cls": lambda root: sum(check_voc_split(os.path.join(root, "VOC2007"), s) for s in ("trainval", "test")),
     "ade20k": check_ade20k,
     "cityscapes": check_cityscapes,

@@ -57,11 +57,13 @@ def facts_of(name, gpus):
 @pytest.mark.parametrize("variant", GPUS)
 @pytest.mark.parametrize("name", OFFICIAL)
 def test_recipe_equals_official(name, variant):
-    facts, reference = facts_of(name + variant, GPUS[variant])
+    from transfer import fingerprint
+
+    facts = facts_of(name + variant, GPUS[variant])
     for key, value in OFFICIAL[name].items():
         assert facts[key] == pytest.approx(value) if isinstance(value, float) else facts[key] == value, key
-    deviations = [f"{k}: {facts.get(k)} != {v}" for k, v in reference.items() if facts.get(k) != v]
-    assert not deviations, deviations
+    task = "finetune" if name.startswith("finetune") else "linear"
+    assert fingerprint.deviations(task, facts) == []  # against its recipe's facts in the protocol table
 
 
 def test_stage_maps_and_grids_at_224():

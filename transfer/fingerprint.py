@@ -44,28 +44,39 @@ def detectron2_facts(cfg, world_size, seed):
 
 def mmseg_facts(cfg, world_size, seed, weights=None):
     bb, pre = cfg.model.backbone, cfg.model.data_preprocessor
-    poly = cfg.param_scheduler[0]
-    crop = next(t["crop_size"] for t in cfg.train_dataloader.dataset.datasets[0].pipeline if t["type"] == "RandomCrop")
+    poly = next(s for s in cfg.param_scheduler if s["type"] == "PolyLR")
+    ds = cfg.train_dataloader.dataset
+    crop = next(t["crop_size"] for t in ds.get("datasets", [ds])[0].pipeline if t["type"] == "RandomCrop")
     accumulate = cfg.optim_wrapper.get("accumulative_counts", 1)
     per_gpu = cfg.train_dataloader.batch_size
-    return dict(backbone=bb.type, norm=bb.norm_cfg.type, norm_eval=bb.norm_eval,
-                input="RGB" if pre.get("bgr_to_rgb") else "BGR", pixel_mean=list(pre.mean), pixel_std=list(pre.std),
-                stem=protocols.TORCHVISION_STEM if bb.type == "ResNet" else "deep 3x3 stem (ResNetV1c)",
-                images_per_update=per_gpu * world_size * accumulate, bn_images=bn_images(bb.norm_cfg.type, per_gpu, world_size),
-                base_lr=cfg.optim_wrapper.optimizer.lr, max_iter=cfg.train_cfg.max_iters // accumulate,
-                schedule=f"poly {poly['power']}, min lr {poly['eta_min']}", crop=list(crop),
-                test=cfg.model.test_cfg.mode, gpus=world_size, seed=seed, weights=weights or "random init",
-                versions=versions())
+    facts = dict(backbone=bb.type, input="RGB" if pre.get("bgr_to_rgb") else "BGR", pixel_mean=list(pre.mean),
+                 pixel_std=list(pre.std), images_per_update=per_gpu * world_size * accumulate,
+                 base_lr=cfg.optim_wrapper.optimizer.lr, max_iter=cfg.train_cfg.max_iters // accumulate,
+                 schedule=f"poly {poly['power']}, min lr {poly['eta_min']}", crop=list(crop),
+                 test=cfg.model.test_cfg.mode, gpus=world_size, seed=seed, weights=weights or "random init",
+                 versions=versions())
+    if bb.type == "VisionTransformer":
+        warmup = next((s for s in cfg.param_scheduler if s["type"] == "LinearLR"), {})
+        facts.update(neck=cfg.model.neck.type, weight_decay=cfg.optim_wrapper.optimizer.get("weight_decay"),
+                     layer_decay=cfg.get("layer_decay"), warmup=warmup.get("end"),
+                     patch_bias=bb.get("patch_bias"), final_norm=bb.get("final_norm"), embed_dims=bb.get("embed_dims"),
+                     num_heads=bb.get("num_heads"))
+    else:
+        facts.update(norm=bb.norm_cfg.type, norm_eval=bb.norm_eval,
+                     stem=protocols.TORCHVISION_STEM if bb.type == "ResNet" else "deep 3x3 stem (ResNetV1c)",
+                     bn_images=bn_images(bb.norm_cfg.type, per_gpu, world_size))
+    return facts
 
 
 def deviations(task, facts):
     """'key: ours (protocol X)' for every fact that differs from the published protocol."""
-    return [f"{k}: {facts.get(k)} (protocol {v})" for k, v in protocols.get(task).facts.items() if facts.get(k) != v]
+    reference = protocols.get(task).facts or protocols.RECIPES[facts["recipe"]]  # per task, or per recipe
+    return [f"{k}: {facts.get(k)} (protocol {v})" for k, v in reference.items() if facts.get(k) != v]
 
 
 def write(run_dir, task, facts):
     facts = dict(facts, task=task, deviations=deviations(task, facts))
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "fingerprint.json"), "w") as f:
-        json.dump(facts, f, indent=1)
+        json.dump(facts, f, indent=1, default=str)
     return facts

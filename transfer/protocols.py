@@ -14,6 +14,50 @@ TORCHVISION_STEM = "7x7 conv (torchvision)"
 VARIANTS = ("full", "lowgpu", "quick")  # the published protocol, fewer GPUs (same images per update), built-in data
 
 
+# The classification recipes follow the checkpoint's pretraining method: their facts are per recipe
+# (a config names its recipe; the fingerprint compares a run with it).
+# The official recipes, from the sources named (CLASSIFICATION.md sections 1 and 2).
+LINEAR = dict(trained="head", backbone_eval=True, head_init_std=0.01, optimizer="SGD", momentum=0.9,
+              nesterov=False, weight_decay=0.0, train_crop=224, test_resize=256, test_crop=224, num_classes=1000)
+RECIPES = {
+    # moco main_lincls.py
+    "mocov2_r50": dict(LINEAR, features="res5 GAP", lr=30.0, images_per_update=256, epochs=100,
+                       schedule="step x0.1 at [60, 80]"),
+    # moco-v3 main_lincls.py + CONFIG.md: lr = 0.1 (R50) / 3 (ViT) x 1024 / 256
+    "mocov3_r50": dict(LINEAR, features="res5 GAP", lr=0.4, images_per_update=1024, epochs=90,
+                       schedule="cosine to 0 per epoch"),
+    "mocov3_vit": dict(LINEAR, features="class token after the final LayerNorm", lr=12.0, images_per_update=1024,
+                       epochs=90, schedule="cosine to 0 per epoch"),
+}
+STAGES = dict(trained="head", backbone_eval=True, head_init_std=0.01, optimizer="SGD", momentum=0.9, nesterov=True,
+              weight_decay=0.0001, images_per_update=256, bn_images=256, lr=0.01,
+              pools=[[10, 10, 4], [16, 8, 0], [13, 5, 0], [8, 3, 0], [6, 1, 0]],
+              head_norm="BN2d affine=False momentum 0.1 (synchronised)")
+RECIPES.update({
+    # mmselfsup 0.x configs/benchmarks/classification/imagenet/resnet50_mhead_linear-8xb32-steplr-90e_in1k.py
+    "mhead_imagenet": dict(STAGES, num_classes=1000, epochs=90, schedule="step x0.1 at [30, 60, 90]", train_crop=224,
+                           color_jitter=[0.4, 0.4, 0.4, 0.0], lighting=0.1, test_resize=256, test_crop=224),
+    # mmselfsup 0.x configs/benchmarks/classification/places205/resnet50_mhead_8xb32-steplr-28e_places205.py
+    "mhead_places205": dict(STAGES, epochs=28, schedule="step x0.1 at [7, 14, 21]", train_crop=None,
+                            train_resize=256, train_center_crop=256, train_random_crop=224, color_jitter=None,
+                            lighting=None, test_resize=256, test_crop=224, num_classes=205),
+})
+# mmpretrain configs/mocov3/benchmarks/vit-{base,large}-p16_8xb64-coslr-*e_in1k.py (= DeiT main.py
+# defaults with MoCo v3's epochs); ViT-S: 300 epochs (moco-v3#19), MoCo v3's 12 heads.
+DEIT = dict(optimizer="AdamW", lr=5e-4, weight_decay=0.05, no_decay=["bias", "cls_token", "norm", "pos_embed"],
+            clip_grad=5.0, images_per_update=512, label_smoothing=0.1, mixup=0.8, cutmix=1.0,
+            randaugment="rand-m9-mstd0.5-inc1", random_erase=0.25, ema_momentum_per_update=4e-5, train_crop=224,
+            test_resize=256, test_crop=224, num_classes=1000, trained="all",
+            schedule="linear warmup 5 ep from x0.001, then cosine to 1e-05 per iteration")
+
+FINETUNE_RECIPES = {
+    "mocov3_vit_small": dict(DEIT, epochs=300, drop_path=0.1, num_heads=12),
+    "mocov3_vit_base": dict(DEIT, epochs=150, drop_path=0.1, num_heads=12),
+    "mocov3_vit_large": dict(DEIT, epochs=100, drop_path=0.5, num_heads=16),
+}
+RECIPES.update(FINETUNE_RECIPES)
+
+
 @dataclass(frozen=True)
 class Ref:
     """A published number and where it was published."""
@@ -30,10 +74,19 @@ class Protocol:
     data: str  # the data check that covers it (mocodata.validate.check_task)
     weights: str  # the form the runner reads: detectron2 (.pkl) | mmseg (.pth)
     metrics: tuple  # report rows, as report.flat_metrics names the framework's results
-    published: dict = field(default_factory=dict)  # metric -> Ref (MoCo v2 200 ep unless the source says)
+    published: dict = field(default_factory=dict)  # metric -> Ref, or -> {recipe or arch: Ref}
     facts: dict = field(default_factory=dict)  # protocol facts; the fingerprint lists every deviation
     archs: tuple = ("resnet50",)  # backbones it accepts (converters.sources arch names)
     gpus: int = 8  # GPUs of the published run
+
+    def refs(self, recipe=None, arch=None):
+        """metric -> Ref for a checkpoint: some published numbers depend on its recipe or ViT size."""
+        out = {}
+        for metric, ref in self.published.items():
+            ref = (ref.get(arch) or ref.get(recipe)) if isinstance(ref, dict) else ref
+            if ref:
+                out[metric] = ref
+        return out
 
     def config(self, variant):
         if variant not in self.configs:
@@ -41,9 +94,12 @@ class Protocol:
         return self.configs[variant]
 
 
+MAE = "MAE paper Tab. 4/5, MoCo v3 row (copied from secondary notes, not checked against the paper)"
 MOCO_DET = "moco detection/README"
 MMSELFSUP = "mmselfsup MoCo v2 README"
 VITS = ("vit_small", "vit_base", "vit_large")
+UPERNET = dict(backbone="VisionTransformer", neck="MultiLevelNeck", base_lr=1e-4, weight_decay=0.05, layer_decay=0.65,
+               warmup=1500, schedule="poly 1.0, min lr 0.0", crop=[512, 512], patch_bias=True, final_norm=True)
 LOWSHOT_K = (1, 2, 4, 8, 16, 32, 64, 96)
 SVM_FACTS = dict(preprocess={"resize": 256, "squash": 224, "interpolation": "bilinear"},
                  costs=[1.0, 10.0, 100.0] + [0.5 ** n for n in range(4, 20)], cv_folds=3,
@@ -110,6 +166,78 @@ TASKS = {p.name: p for p in [
                    zip(LOWSHOT_K, (43.14, 53.29, 65.34, 71.03, 75.42, 78.48, 80.88, 82.23))},
         facts=dict(SVM_FACTS, mode="lowshot", layers=["feat5"], lowshot_k=list(LOWSHOT_K), lowshot_samples=5,
                    negatives_per_positive=19), gpus=1),
+    Protocol(
+        name="linear", framework="mmpretrain", runner="transfer.classification.linear", data="imagenet-val",
+        weights="mmpretrain", configs={v: f"mmpretrain/linear_{{recipe}}{s}.py" for v, s in
+                                       (("full", ""), ("lowgpu", "_lowgpu"), ("quick", "_quick"))},
+        metrics=("accuracy/top1", "accuracy/top5"),
+        published={"accuracy/top1": {"mocov2_r50": Ref(67.5, "moco README, 200 ep"),
+                                     "mocov3_r50": Ref(68.9, "moco-v3 README, 100 ep (300 ep: 72.8, 1000 ep: 74.6)"),
+                                     "vit_small": Ref(73.2, "moco-v3 README"), "vit_base": Ref(76.7, "moco-v3 README")}},
+        archs=("resnet50", *VITS)),
+    Protocol(
+        name="linear-stages", framework="mmpretrain", runner="transfer.classification.linear", data="imagenet-val",
+        weights="mmpretrain", configs={"full": "mmpretrain/linear-stages_r50.py",
+                                       "lowgpu": "mmpretrain/linear-stages_r50_lowgpu.py",
+                                       "quick": "mmpretrain/linear-stages_r50_quick.py"},
+        metrics=tuple(f"feat{i}/top1" for i in range(1, 6)),
+        published={f"feat{i}/top1": Ref(v, MMSELFSUP) for i, v in enumerate((15.96, 34.22, 45.78, 61.11, 66.24), 1)}),
+    Protocol(
+        name="linear-stages-places", framework="mmpretrain", runner="transfer.classification.linear",
+        data="places205", weights="mmpretrain",
+        configs={"full": "mmpretrain/linear-stages_r50_places205.py",
+                 "lowgpu": "mmpretrain/linear-stages_r50_places205_lowgpu.py",
+                 "quick": "mmpretrain/linear-stages_r50_places205_quick.py"},
+        metrics=tuple(f"feat{i}/top1" for i in range(1, 6)),
+        published={f"feat{i}/top1": Ref(v, MMSELFSUP) for i, v in enumerate((20.92, 35.72, 42.62, 49.79, 52.25), 1)}),
+    Protocol(
+        name="finetune", framework="mmpretrain", runner="transfer.classification.finetune", data="imagenet-val",
+        weights="mmpretrain", configs={"full": "mmpretrain/finetune_{arch}.py", "lowgpu": "mmpretrain/finetune_{arch}_lowgpu.py",
+                                       "quick": "mmpretrain/finetune_vit_quick.py"},
+        metrics=("accuracy/top1", "accuracy/top5"),
+        published={"accuracy/top1": {"vit_small": Ref(81.4, "moco-v3#19, 300 ep"), "vit_base": Ref(83.2, "moco-v3 README"),
+                                     "vit_large": Ref(83.7, "mmselfsup MoCo v3 README")}},
+        archs=VITS),
+    # config paths: '{size}' is s/b/l for ViT-S/B/L
+    Protocol(
+        name="coco-vitdet", framework="detectron2-lazy", runner="transfer.detection.lazy_train", data="coco",
+        weights="detectron2", gpus=64, archs=VITS,
+        configs={"full": "detectron2/vitdet/mask_rcnn_vitdet_{size}_100ep_moco.py",
+                 "lowgpu": "detectron2/vitdet/mask_rcnn_vitdet_{size}_100ep_moco_lowgpu.py",
+                 "quick": "detectron2/vitdet/mask_rcnn_vitdet_s_quick.py"},
+        metrics=("bbox/AP", "bbox/AP50", "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75"),
+        published={"bbox/AP": {"vit_base": Ref(47.9, MAE + "; ViT + FPN, not ViTDet"),
+                               "vit_large": Ref(49.3, MAE + "; ViT + FPN, not ViTDet")}},
+        facts=dict(backbone="ViT", window_size=14, use_rel_pos=True, pyramid_scales=[4.0, 2.0, 1.0, 0.5], input="RGB",
+                   pixel_mean=RGB_MEAN, pixel_std=RGB_STD, optimizer="AdamW", base_lr=1e-4, weight_decay=0.1,
+                   images_per_update=64, max_iter=184375, steps=[163889, 177546], warmup_iters=250,
+                   lsj=dict(size=1024, scale=[0.1, 2.0]), test_size=1024, amp=True)),
+    Protocol(
+        name="ade20k-upernet", framework="mmseg", runner="transfer.segmentation.train", data="ade20k", weights="mmseg",
+        gpus=8, archs=("vit_small", "vit_base"),
+        configs={"full": "mmseg/upernet_vit-{size}16_mln_8xb2-160k_ade20k-512x512_moco.py",
+                 "lowgpu": "mmseg/upernet_vit-{size}16_mln_2xb2-160k_ade20k-512x512_moco_lowgpu.py",
+                 "quick": "mmseg/upernet_vit-s16_quick_ade20k.py"},
+        metrics=("sem_seg/mIoU",),
+        published={"sem_seg/mIoU": {"vit_base": Ref(47.3, MAE), "vit_large": Ref(49.1, MAE)}},
+        facts=dict(UPERNET, images_per_update=16, max_iter=160000, test="slide")),
+    Protocol(
+        name="seg-upernet", framework="mmseg", runner="transfer.segmentation.train", data="seg", weights="mmseg",
+        gpus=4, archs=("vit_small", "vit_base"),
+        configs={"full": "mmseg/upernet_vit-{size}16_mln_4xb4-20k_voc12aug-512x512_moco.py",
+                 "lowgpu": "mmseg/upernet_vit-{size}16_mln_1xb4-20k_voc12aug-512x512_moco_lowgpu.py",
+                 "quick": "mmseg/upernet_vit-s16_quick_voc12aug.py"},
+        metrics=("sem_seg/mIoU",), facts=dict(UPERNET, images_per_update=16, max_iter=20000)),
+    Protocol(
+        name="cityscapes", framework="mmseg", runner="transfer.segmentation.train", data="cityscapes", weights="mmseg",
+        gpus=4, configs={"full": "mmseg/fcn_r50-d8_4xb2-40k_cityscapes-769x769_moco.py",
+                         "lowgpu": "mmseg/fcn_r50-d8_1xb2-40k_cityscapes-769x769_moco_lowgpu.py",
+                         "quick": "mmseg/fcn_r50-d8_quick_cityscapes.py"},
+        metrics=("sem_seg/mIoU",),
+        published={"sem_seg/mIoU": Ref(71.47, "mmseg fcn metafile: SUPERVISED R50-D8 (ResNetV1c), 769x769, 40k")},
+        facts=dict(backbone="ResNet", norm="SyncBN", norm_eval=False, input="RGB", pixel_mean=RGB_MEAN,
+                   pixel_std=RGB_STD, stem=TORCHVISION_STEM, images_per_update=8, bn_images=8, base_lr=0.01,
+                   max_iter=40000, schedule="poly 0.9, min lr 0.0001", crop=[769, 769], test="slide")),
 ]}
 SUITE_ALL = ("voc", "coco", "seg")  # what `--task all` runs
 

@@ -27,21 +27,24 @@ def why_missing(task, metric, runs):
     if not done:
         return "the run failed"
     if all(metric not in r["metrics"] for r in done):
-        return "not reported: no " + ("mask" if metric.startswith("segm/") else "prediction") + " was made"
+        if metric.startswith(("segm/", "bbox/")):
+            return f"not reported: no {'mask' if metric.startswith('segm/') else 'box'} was predicted"
+        return "not computed by this configuration (see its fingerprint)"
     return "could not be computed: no detections, or no ground truth for it"
 
 
-def summarise(runs):
+def summarise(runs, meta=None):
     """Rows (task, metric, mean, std, n, published) for every metric of every task that ran."""
     import statistics
 
-    rows = []
+    rows, meta = [], meta or {}
     for task in dict.fromkeys(r["task"] for r in runs):
         p = protocols.TASKS.get(task)
+        refs = p.refs(meta.get("recipe"), meta.get("arch")) if p else {}
         for metric in p.metrics if p else ():
             vals = [r["metrics"][metric] for r in runs if r["task"] == task and r["status"] == "done"
                     and r["metrics"].get(metric) is not None]
-            ref = p.published.get(metric)
+            ref = refs.get(metric)
             row = {"task": task, "metric": metric, "mean": None, "std": None, "n": len(vals),
                    "published": ref.value if ref else None, "published_by": ref.source if ref else ""}
             if vals:
@@ -78,7 +81,7 @@ def protocol_lines(runs):
         if r["status"] != "done" or not fp or r["task"] in seen:
             continue
         seen.add(r["task"])
-        facts = ", ".join(f"{k} {fp[k]}" for k in ("norm", "input", "stem", "images_per_update", "bn_images",
+        facts = ", ".join(f"{k} {fp[k]}" for k in ("norm", "input", "stem", "layer", "recipe", "images_per_update", "bn_images", "lr",
                                                     "base_lr", "max_iter", "gpus") if k in fp)
         devs = fp.get("deviations") or []
         lines.append(f"- **{r['task']}** (`{r['config']}`): {facts}.")
@@ -161,7 +164,7 @@ def write(out, runs, meta):
 
     os.makedirs(out, exist_ok=True)
     runs = merged(out, runs)
-    rows = summarise(runs)
+    rows = summarise(runs, meta)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["task", "metric", "mean", "std", "n", "published", "published_by", "missing"])
     w.writeheader()

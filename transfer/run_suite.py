@@ -52,7 +52,7 @@ def read_weights(path, tasks):
     return arch, sd, info
 
 
-def write_weights(path, arch, sd, tasks, out_dir):
+def write_weights(path, arch, sd, info, tasks, out_dir):
     """Each form the tasks read, converted once and written atomically: {form: path}."""
     from converters.cli import atomic_write
 
@@ -61,7 +61,8 @@ def write_weights(path, arch, sd, tasks, out_dir):
         module, suffix = converters_for(form)
         converted = module.convert(arch, sd, path)
         forms[form] = os.path.join(out_dir, f"backbone_{form}{suffix}")
-        atomic_write(forms[form], lambda t, m=module, c=converted: m.save(c, t))
+        meta = {"arch": arch, "source": info["source"], "num_heads": info.get("num_heads")}
+        atomic_write(forms[form], lambda t, m=module, c=converted: m.save(c, t, meta))
     print(f"converted {path} ({arch}, {len(sd)} tensors) for {', '.join(sorted(forms))}")
     return forms
 
@@ -92,6 +93,7 @@ def command(p, cfg, run_dir, root, seed, weights, args):
         distributed = args.num_gpus * args.num_machines > 1
         prefix = torchrun(args) if distributed else [sys.executable]
         cmd = prefix + ["-m", p.runner, *common] + (["--launcher", "pytorch"] if distributed else [])
+        cmd += ["--task", p.name] if p.framework == "mmseg" else []
         return cmd + (["--cfg-options", *args.cfg_options] if args.cfg_options else [])
     return [sys.executable, "-m", p.runner, *common] + ([] if w else ["--arch", args.arch or p.archs[0]])
 
@@ -211,8 +213,13 @@ def recipe_of(source, arch):
 def config_path(p, variant, args):
     """The config file of a task's variant; '{recipe}' is the checkpoint's pretraining recipe."""
     rel = p.config(variant if variant in p.configs else "full")
-    vit = "_vit" if (args.arch or p.archs[0]).startswith("vit") else ""
-    return os.path.join(REPO, "configs", rel.format(recipe=args.recipe, vit=vit))
+    arch = args.arch or p.archs[0]
+    path = os.path.join(REPO, "configs", rel.format(recipe=args.recipe, vit="_vit" if arch.startswith("vit") else "",
+                                                    arch=arch, size=arch.replace("vit_", "")[:1]))
+    if not os.path.isfile(path):
+        raise SuiteError(f"task '{p.name}' has no {variant} config for a {arch} ({os.path.relpath(path, REPO)}); "
+                         f"pick another variant or architecture")
+    return path
 
 
 def run_on_slurm(jobs, args):
@@ -328,7 +335,7 @@ def main(argv=None):
         args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
         check_launch(tasks, variant, args)
         held = lock(args.out)
-        weights = write_weights(args.weights, arch, sd, tasks, os.path.join(args.out, "weights")) if sd else {}
+        weights = write_weights(args.weights, arch, sd, info, tasks, os.path.join(args.out, "weights")) if sd else {}
     except (SuiteError, validate.DataError, ConversionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -343,7 +350,7 @@ def main(argv=None):
     runs = [{"task": task, "seed": seed, "config": cfg, "run_dir": run_dir, **result}
             for (task, _, run_dir, seed), cfg, result in zip(jobs, configs, results)]
     table = report.write(args.out, runs, {"weights": args.weights, "arch": arch, "data": root, "builtin": builtin_data,
-                                          "num_gpus": args.num_gpus, "variant": variant})
+                                          "num_gpus": args.num_gpus, "variant": variant, "recipe": args.recipe})
     held.close()
     print(table)
     return 0 if all(r["status"] == "done" for r in runs) else 1

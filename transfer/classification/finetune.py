@@ -10,21 +10,10 @@ evaluates them) and RUN/fingerprint.json. ResNet-50 fine-tuning: no recipe in th
 """
 import sys
 
+from transfer import protocols
 from transfer.classification import mmrun
 
-# mmpretrain configs/mocov3/benchmarks/vit-{base,large}-p16_8xb64-coslr-*e_in1k.py (= DeiT main.py
-# defaults with MoCo v3's epochs); ViT-S: 300 epochs (moco-v3#19), MoCo v3's 12 heads.
-DEIT = dict(optimizer="AdamW", lr=5e-4, weight_decay=0.05, no_decay=["bias", "cls_token", "norm", "pos_embed"],
-            clip_grad=5.0, images_per_update=512, label_smoothing=0.1, mixup=0.8, cutmix=1.0,
-            randaugment="rand-m9-mstd0.5-inc1", random_erase=0.25, ema_momentum_per_update=4e-5, train_crop=224,
-            test_resize=256, test_crop=224, num_classes=1000, trained="all",
-            schedule="linear warmup 5 ep from x0.001, then cosine to 1e-05 per iteration")
-
-RECIPES = {
-    "mocov3_vit_small": dict(DEIT, epochs=300, drop_path=0.1, num_heads=12),
-    "mocov3_vit_base": dict(DEIT, epochs=150, drop_path=0.1, num_heads=12),
-    "mocov3_vit_large": dict(DEIT, epochs=100, drop_path=0.5, num_heads=16),
-}
+RECIPES = {k: v for k, v in protocols.RECIPES.items() if k.startswith("mocov3_vit_")}  # the fine-tune recipes
 
 
 def no_decay(paramwise):
@@ -46,7 +35,7 @@ def augment_facts(cfg):
 
 
 def facts(cfg, world_size, args):
-    """(this run's facts, the official facts of its recipe)."""
+    """This run's facts; the fingerprint compares them with its recipe's in transfer/protocols.py."""
     out = mmrun.common_facts(cfg, world_size, args.seed, args.weights)
     ow, bb = cfg.optim_wrapper, cfg.model.backbone
     accumulate = ow.get("accumulative_counts", 1)
@@ -58,7 +47,7 @@ def facts(cfg, world_size, args):
                drop_path=bb.get("drop_path_rate", 0.0), ema_momentum_per_update=ema_update,
                num_heads=mmrun.config_vit_arch(bb)["num_heads"], trained="some frozen" if frozen else "all",
                **augment_facts(cfg))
-    return out, RECIPES[cfg.recipe]
+    return out
 
 
 def main(argv=None):

@@ -10,34 +10,10 @@ is checked tensor by tensor before the first iteration, and again after the last
 """
 import sys
 
+from transfer import protocols
 from transfer.classification import mmrun
 
-# The official recipes, from the sources named (CLASSIFICATION.md sections 1 and 2).
-LINEAR = dict(trained="head", backbone_eval=True, head_init_std=0.01, optimizer="SGD", momentum=0.9,
-              nesterov=False, weight_decay=0.0, train_crop=224, test_resize=256, test_crop=224, num_classes=1000)
-RECIPES = {
-    # moco main_lincls.py
-    "mocov2_r50": dict(LINEAR, features="res5 GAP", lr=30.0, images_per_update=256, epochs=100,
-                       schedule="step x0.1 at [60, 80]"),
-    # moco-v3 main_lincls.py + CONFIG.md: lr = 0.1 (R50) / 3 (ViT) x 1024 / 256
-    "mocov3_r50": dict(LINEAR, features="res5 GAP", lr=0.4, images_per_update=1024, epochs=90,
-                       schedule="cosine to 0 per epoch"),
-    "mocov3_vit": dict(LINEAR, features="class token after the final LayerNorm", lr=12.0, images_per_update=1024,
-                       epochs=90, schedule="cosine to 0 per epoch"),
-}
-STAGES = dict(trained="head", backbone_eval=True, head_init_std=0.01, optimizer="SGD", momentum=0.9, nesterov=True,
-              weight_decay=0.0001, images_per_update=256, bn_images=256, lr=0.01,
-              pools=[[10, 10, 4], [16, 8, 0], [13, 5, 0], [8, 3, 0], [6, 1, 0]],
-              head_norm="BN2d affine=False momentum 0.1 (synchronised)")
-RECIPES.update({
-    # mmselfsup 0.x configs/benchmarks/classification/imagenet/resnet50_mhead_linear-8xb32-steplr-90e_in1k.py
-    "mhead_imagenet": dict(STAGES, num_classes=1000, epochs=90, schedule="step x0.1 at [30, 60, 90]", train_crop=224,
-                           color_jitter=[0.4, 0.4, 0.4, 0.0], lighting=0.1, test_resize=256, test_crop=224),
-    # mmselfsup 0.x configs/benchmarks/classification/places205/resnet50_mhead_8xb32-steplr-28e_places205.py
-    "mhead_places205": dict(STAGES, epochs=28, schedule="step x0.1 at [7, 14, 21]", train_crop=None,
-                            train_resize=256, train_center_crop=256, train_random_crop=224, color_jitter=None,
-                            lighting=None, test_resize=256, test_crop=224, num_classes=205),
-})
+RECIPES = protocols.RECIPES  # the official facts of each recipe, in the protocol table
 
 
 def backbone_frozen(backbone):
@@ -56,7 +32,7 @@ def features(model):
 
 
 def facts(cfg, world_size, args):
-    """(this run's facts, the official facts of its recipe)."""
+    """This run's facts; the fingerprint compares them with its recipe's in transfer/protocols.py."""
     head, opt = cfg.model.head, cfg.optim_wrapper.optimizer
     out = mmrun.common_facts(cfg, world_size, args.seed, args.weights)
     frozen = backbone_frozen(cfg.model.backbone)
@@ -67,7 +43,7 @@ def facts(cfg, world_size, args):
         out["features"] = features(cfg.model)
     else:
         out.update(stage_facts(cfg, world_size))
-    return out, RECIPES[cfg.recipe]
+    return out
 
 
 def stage_facts(cfg, world_size):

@@ -6,7 +6,6 @@ Training, evaluation, checkpoints and resuming are MMEngine's Runner; the models
 metrics are mmpretrain's, built from the configs under configs/mmpretrain/.
 """
 import argparse
-import contextlib
 import os
 
 import torch
@@ -17,7 +16,9 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from converters import to_mmpretrain
 from transfer.classification import BadInput, atomic_json, refuse
 from transfer.classification import stages  # noqa: F401  (registers the Feature1-5 modules and metrics)
+from transfer import fingerprint
 from transfer.loadcheck import check_loaded
+from transfer.mmengine_run import trust_own_checkpoints, unknown_options
 
 VIT_TYPES = ("VisionTransformer", "MoCoV3ViT")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
@@ -35,22 +36,6 @@ def parser(description):
     p.add_argument("--cfg-options", nargs="+", action=DictAction)
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     return p
-
-
-def unknown_options(cfg, options):
-    """The --cfg-options keys that name nothing in the config (MMEngine would add them silently)."""
-    bad, tree = [], cfg.to_dict()
-    for key in options or {}:
-        node = tree
-        for part in key.split("."):
-            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                bad.append(key)
-                break
-    return bad
 
 
 def load_config(args):
@@ -248,8 +233,6 @@ def pipeline_step(pipeline, kind):
 
 def common_facts(cfg, world_size, seed, weights):
     """Facts every mmpretrain protocol has: optimisation, schedule, data, run."""
-    from transfer import fingerprint
-
     opt, per_gpu = cfg.optim_wrapper.optimizer, cfg.train_dataloader.batch_size
     test = cfg.test_dataloader.dataset.pipeline
     bb = cfg.model.backbone
@@ -265,16 +248,6 @@ def common_facts(cfg, world_size, seed, weights):
                 versions=dict(fingerprint.versions(), mmpretrain=__import__("mmpretrain").__version__))
 
 
-def write_fingerprint(run_dir, task, facts, official):
-    """RUN/fingerprint.json: the facts and every deviation from the recipe's official values (the recipe
-    follows the checkpoint's method, so the reference is per recipe, not per task)."""
-    deviations = [f"{k}: {facts.get(k)} (protocol {v})" for k, v in official.items() if facts.get(k) != v]
-    facts = dict(facts, task=task, deviations=deviations)
-    os.makedirs(run_dir, exist_ok=True)
-    atomic_json(os.path.join(run_dir, "fingerprint.json"), facts)
-    return facts
-
-
 def nest(metrics):
     """{'accuracy/top1': v} -> {'accuracy': {'top1': v}}: final_metrics.json's {group: {metric: value}}."""
     out = {}
@@ -282,32 +255,6 @@ def nest(metrics):
         group, _, metric = name.partition("/")
         out.setdefault(group, {})[metric or group] = value
     return out
-
-
-@contextlib.contextmanager
-def own_checkpoints_trusted():
-    """MMEngine 0.10 resumes through torch.load's default (weights_only=True since torch 2.6), and its
-    checkpoints hold pickled logging objects. They are this run's own files: load them fully while
-    resuming only; every other load stays weights_only."""
-    old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
-        else:
-            os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
-
-
-def trust_own_checkpoints(runner):
-    resume = runner.resume
-
-    def resume_trusted(*args, **kwargs):
-        with own_checkpoints_trusted():
-            return resume(*args, **kwargs)
-
-    runner.resume = resume_trusted
 
 
 def main(argv, description, facts_of, tasks, recipes, frozen):
@@ -320,7 +267,7 @@ def main(argv, description, facts_of, tasks, recipes, frozen):
         return refuse(str(e))
     runner = Runner.from_cfg(cfg)
     if runner.rank == 0:
-        write_fingerprint(args.work_dir, cfg.task, *facts_of(cfg, runner.world_size, args))
+        fingerprint.write(args.work_dir, cfg.task, facts_of(cfg, runner.world_size, args))
     runner.register_hook(BackboneCheck(args.weights, expected, frozen), priority="VERY_LOW")
     trust_own_checkpoints(runner)
     runner.train()

@@ -66,20 +66,28 @@ def preflight(args):
         if problem:
             return f"--weights {args.weights}: {problem}. Convert the MoCo v3 checkpoint with converters/to_detectron2.py."
     try:
-        cfg = LazyConfig.load(args.config)
+        cfg = build_cfg(args.config, args.opts)
+    except KeyError as e:
+        return str(e.args[0])
     except Exception as e:
         return f"--config {args.config}: cannot be loaded ({type(e).__name__}: {e})."
-    absent = object()
-    unknown = [o for o in args.opts if "=" not in o or OmegaConf.select(cfg, o.split("=", 1)[0], default=absent) is absent]
-    if unknown:  # LazyConfig would add a misspelt key silently
-        return f"--opts {' '.join(unknown)}: no such key in {args.config} (write key=value with an existing key)."
-    cfg = LazyConfig.apply_overrides(cfg, args.opts)
     world = args.num_gpus * args.num_machines
     if cfg.dataloader.train.total_batch_size % world:
         return (f"--num-gpus {args.num_gpus}: {world} processes do not divide the "
                 f"{cfg.dataloader.train.total_batch_size} images per update of {args.config}; "
                 "pick a GPU count that divides it, or the _lowgpu config.")
     return None
+
+
+def build_cfg(config, opts=()):
+    """The one way a ViTDet protocol config is built: the LazyConfig, then key=value overrides of keys it has
+    (LazyConfig would add a misspelt key silently)."""
+    cfg = LazyConfig.load(config)
+    absent = object()
+    unknown = [o for o in opts if "=" not in o or OmegaConf.select(cfg, o.split("=", 1)[0], default=absent) is absent]
+    if unknown:
+        raise KeyError(f"--opts {' '.join(unknown)}: no such key in {config} (write key=value with an existing key).")
+    return LazyConfig.apply_overrides(cfg, list(opts))
 
 
 def weights_problem(path):
@@ -98,7 +106,7 @@ def weights_problem(path):
 
 def load_cfg(args):
     """The config with this run's paths, seed and weights; CPU and no AMP without a GPU."""
-    cfg = LazyConfig.apply_overrides(LazyConfig.load(args.config), args.opts)
+    cfg = build_cfg(args.config, args.opts)
     cfg.train.output_dir = args.work_dir
     cfg.train.seed = args.seed
     cfg.train.init_checkpoint = args.weights
@@ -174,20 +182,12 @@ def vitdet_facts(cfg, world_size, seed):
         train_sets=loader.dataset.names, test_sets=cfg.dataloader.test.dataset.names, versions=fingerprint.versions())
 
 
-def write_fingerprint(run_dir, facts):
-    try:
-        fingerprint.write(run_dir, TASK, facts)
-    except KeyError:  # the protocol table does not list coco-vitdet yet: the facts, no deviations
-        with open(os.path.join(run_dir, "fingerprint.json"), "w") as f:
-            json.dump(dict(facts, task=TASK), f, indent=1, default=str)
-
-
 def worker(args):
     register.register_coco(args.data_root)  # every process: the catalog is per process
     cfg = load_cfg(args)
     default_setup(cfg, argparse.Namespace(config_file=args.config, eval_only=False, **vars(args)))
     if comm.is_main_process():
-        write_fingerprint(args.work_dir, vitdet_facts(cfg, comm.get_world_size(), args.seed))
+        fingerprint.write(args.work_dir, TASK, vitdet_facts(cfg, comm.get_world_size(), args.seed))
     results = do_train(cfg, args.resume)
     if comm.is_main_process():
         with open(os.path.join(args.work_dir, "final_metrics.json"), "w") as f:

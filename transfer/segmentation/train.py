@@ -18,6 +18,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from transfer import fingerprint, loadcheck
+from transfer.mmengine_run import trust_own_checkpoints, unknown_options
 
 
 class BackboneLoadedCheck(Hook):
@@ -49,27 +50,12 @@ class PerClassIoUMetric(IoUMetric):
         return metrics
 
 
-def set_data_root(cfg, voc2012):
+def set_data_root(cfg, root):
+    """Every dataset of the config reads <root>/<moco_data_dir> (VOC2012, ADEChallengeData2016, cityscapes)."""
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         ds = loader.dataset
         for d in ds.get("datasets", [ds]):
-            d.data_root = voc2012
-
-
-def unknown_options(cfg, options):
-    """The --cfg-options keys that name nothing in the config (MMEngine would add them silently)."""
-    bad, tree = [], cfg.to_dict()
-    for key in options or {}:
-        node = tree
-        for part in key.split("."):
-            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
-                node = node[int(part)]
-            elif isinstance(node, dict) and part in node:
-                node = node[part]
-            else:
-                bad.append(key)
-                break
-    return bad
+            d.data_root = os.path.join(root, cfg.get("moco_data_dir", "VOC2012"))
 
 
 def build_cfg(config, options=None):
@@ -86,7 +72,7 @@ def build_cfg(config, options=None):
 def run_cfg(args):
     """The protocol config plus this run's data root, folder, seed and launcher, and the weights."""
     cfg = build_cfg(args.config, args.cfg_options)
-    set_data_root(cfg, os.path.join(args.data_root, "VOC2012"))
+    set_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
     cfg.randomness = dict(seed=args.seed)
@@ -100,27 +86,10 @@ def run_cfg(args):
         cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=args.weights)
     if not torch.cuda.is_available():
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
+        if cfg.optim_wrapper.type == "AmpOptimWrapper":  # the recipe's fp16 is CUDA autocast
+            cfg.optim_wrapper.type = "OptimWrapper"
+            cfg.optim_wrapper.pop("loss_scale", None)
     return cfg
-
-
-def trust_own_checkpoints(runner):
-    """MMEngine 0.10 resumes through torch.load's default, weights_only=True since torch 2.6, and its
-    own checkpoints hold pickled logging objects. Those files are this run's own: load them fully, in
-    this runner's resume() only (every other load stays weights_only)."""
-    resume = runner.resume
-
-    def resume_trusted(*args, **kwargs):
-        old = os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
-        try:
-            return resume(*args, **kwargs)
-        finally:
-            if old is None:
-                del os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"]
-            else:
-                os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = old
-
-    runner.resume = resume_trusted
 
 
 def main(argv=None):
@@ -130,6 +99,7 @@ def main(argv=None):
     p.add_argument("--work-dir", required=True)
     p.add_argument("--weights", default=None, help="backbone from converters/to_mmseg.py")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task", default="seg", help="the protocol (transfer/protocols.py) the fingerprint compares with")
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
     p.add_argument("--cfg-options", nargs="+", action=DictAction)
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
@@ -137,7 +107,7 @@ def main(argv=None):
     cfg = run_cfg(args)
     runner = Runner.from_cfg(cfg)
     if runner.rank == 0:
-        fingerprint.write(args.work_dir, "seg", fingerprint.mmseg_facts(cfg, runner.world_size, args.seed, args.weights))
+        fingerprint.write(args.work_dir, args.task, fingerprint.mmseg_facts(cfg, runner.world_size, args.seed, args.weights))
     if args.weights:
         check = cfg.get("moco_load_check", {})
         runner.register_hook(BackboneLoadedCheck(args.weights, check.get("new", ()), check.get("resized", ())),
