@@ -272,7 +272,7 @@ def write_imagenet(root, sizes, rng):
 def make_demo(out, sizes=None):
     """Writes every built-in set under `out` (or re-uses it when the parameters match)."""
     sizes = sizes or DemoSizes()
-    params = {"version": 3, **asdict(sizes)}
+    params = {"version": 4, **asdict(sizes)}
     params_path = os.path.join(out, "params.json")
     if os.path.exists(params_path) and json.load(open(params_path)) == params:
         return out

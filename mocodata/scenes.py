@@ -2,9 +2,8 @@
 
 Scenes (detection, segmentation): each class has its own shape, colour and texture, so a detector
 can learn them in a few hundred iterations; sizes, positions, overlap and backgrounds vary.
-ImageNet-style pictures (`centred_object`): a class is a shape and a texture, and the colours are
-drawn afresh for every picture, so that only what MoCo's augmentations keep (shape, texture) tells
-the classes apart. Everything is drawn with numpy from a `np.random.Generator`, so a seed fixes
+ImageNet-style pictures (`centred_object`): a class is a shape and a texture; the colour is drawn
+independently of the class from a few, so that only shape and texture tell the classes apart. Everything is drawn with numpy from a `np.random.Generator`, so a seed fixes
 every pixel.
 """
 import numpy as np
@@ -112,15 +111,21 @@ def texture(kind, h, w, period, phase):
 
 def centred_object(rng, size, c):
     """An ImageNet-style picture: one object of class `c` (its shape and texture), large and roughly
-    centred, in two colours drawn for this picture alone; the texture's period and phase vary too."""
-    img = background(rng, size, size)
+    centred, on a grey gradient. Its colour is one of four, drawn independently of the class: colour says
+    nothing about the class, and with few colours (and a grey background) it is no shortcut for telling
+    pictures apart either, so MoCo learns shape and texture. The texture's period and phase vary too."""
+    a, b = rng.uniform(70, 190, 2)
+    grad = np.linspace(a, b, size, dtype=np.float32)
+    grad = grad[None, :] if rng.random() < 0.5 else grad[:, None]
+    img = np.broadcast_to(grad[..., None], (size, size, 3)) + rng.normal(0, 10, (size, size, 3))
     r = rng.uniform(0.28, 0.45, 2) * size
     cy, cx = size / 2 + rng.normal(0, size * 0.06, 2)
     shape, kind = object_style(c)
     mask = shape_mask(shape, size, size, cy, cx, r[0], r[1])
-    light = rng.uniform(90, 255, 3)  # any hue: colour says nothing about the class
-    dark = light * rng.uniform(0.2, 0.5)
+    light = COLOURS[rng.integers(len(COLOURS))] * rng.uniform(0.85, 1.1)
+    dark = light * 0.35
     pattern = texture(kind, size, size, int(rng.integers(4, 7)), rng.integers(0, 12, 2))[..., None]
     fill = np.where(pattern == 1, dark, light) + rng.normal(0, 8, (size, size, 3))
+    img = img.copy()
     img[mask] = fill[mask]
     return img.clip(0, 255).astype(np.uint8)

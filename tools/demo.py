@@ -26,6 +26,7 @@ CHEAP, DENSE = ("knn", "linear"), ("voc", "seg", "coco")  # DENSE: slowest last,
 COST = {"data": 15, "epoch": 30, "convert": 15, "knn": 15, "linear": 25, "voc": 60, "seg": 50, "coco": 70}
 FULL = dict(epochs=8, seeds=3, dense=DENSE)
 MIN_SECONDS = 60
+MARK = ".demo"  # written into --out: a folder with it is the demo's own, and is replaced by the next demo
 
 
 class DemoError(ValueError):
@@ -264,7 +265,7 @@ def report(out, plan, cuts, times, tab):
     text = f"""# MoCo demo: does a checkpoint pretrained here transfer better than random initialisation?
 
 What ran: MoCo v2 ResNet-50 pretrained for {plan['epochs']} epochs on the built-in ImageFolder (10 classes told
-apart by shape and texture, colours drawn afresh for every picture), converted for Detectron2 and MMSegmentation,
+apart by shape and texture; the colour is drawn independently of the class), converted for Detectron2 and MMSegmentation,
 then the transfer suite ({', '.join(plan['cheap'] + plan['dense'])}) on the built-in data with quick schedules,
 once from random initialisation and once from the checkpoint. knn and linear ran {plan['seeds']} seed(s) per
 backbone, the dense tasks one.{(' Cut to fit --demo-seconds: ' + '; '.join(cuts) + '.') if cuts else ''}
@@ -306,7 +307,21 @@ def parse_args(argv):
     args.demo_seconds = positive_seconds(args.demo_seconds)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise DemoError(f"--out {args.out}: exists and is not a folder; give a folder (it is created if missing)")
+    if os.path.isdir(args.out) and os.listdir(args.out) and not os.path.exists(os.path.join(args.out, MARK)):
+        raise DemoError(f"--out {args.out}: holds files that an earlier demo did not write (no {MARK} in it); the demo "
+                        "starts afresh and would replace them. Give a new or empty folder.")
     return args
+
+
+def fresh(out):
+    """An earlier demo's results are removed: a new checkpoint would meet the old suite's runs, which
+    run_suite skips as finished."""
+    import shutil
+
+    for sub in ("pretrain", "weights", "suite_random", "suite_moco"):
+        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+    os.makedirs(out, exist_ok=True)
+    open(os.path.join(out, MARK), "w").close()
 
 
 def steps_of(plan):
@@ -344,6 +359,7 @@ def run(args):
         cuts.append(f"{', '.join(absent)} not run: not in transfer/protocols.py in this checkout")
     prog = Progress(steps_of(plan))
     suites = {"random init": os.path.join(out, "suite_random"), "MoCo": os.path.join(out, "suite_moco")}
+    fresh(out)
     prog.start("built-in data")
     make_demo(default_demo_root())
     prog.end("built-in data")
