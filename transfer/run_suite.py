@@ -98,9 +98,10 @@ def command(p, cfg, run_dir, root, seed, weights, args):
     return [sys.executable, "-m", p.runner, *common] + ([] if w else ["--arch", args.arch or p.archs[0]])
 
 
-# the frameworks' own progress lines: detectron2's "eta: ... iter: N", MMEngine's "Iter(train) [N/M] ... eta",
-# and the feature runners' "... img/s ... eta"
-PROGRESS = re.compile(r"(eta: \S+\s+iter: \d+|Iter\((train|val|test)\)\s*\[\s*\d+/\d+\]|\S+ img/s.*eta)")
+# the frameworks' own progress lines: detectron2's "eta: ... iter: N", MMEngine's "Iter(train) [N/M] ... eta"
+# and "Epoch(train) [E][N/M] ... eta", and the feature runners' "... img/s ... eta"
+PROGRESS = re.compile(r"(eta: \S+\s+iter: \d+|(Iter|Epoch)\((train|val|test)\)\s*(\[\s*\d+\])?\[\s*\d+/\d+\]"
+                      r"|\S+ img/s.*eta)")
 
 
 def run_logged(cmd, log_path, prefix, every=30.0):
