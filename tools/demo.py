@@ -132,7 +132,7 @@ def stream(cmd, prefix, keep=None):
                           errors="replace") as proc:
         for line in proc.stdout:
             if keep is None or any(k in line for k in keep):
-                print(f"  {prefix} {line.rstrip()[:160]}", flush=True)
+                print(f"  {prefix} {line.rstrip()[:240]}", flush=True)
         return proc.wait()
 
 
