@@ -107,3 +107,23 @@ def test_fingerprint_of_fcn_and_its_lowgpu_variant():
     assert fingerprint.deviations("seg", fingerprint.mmseg_facts(low, 1, 0)) == ["bn_images: 4 (protocol 16)"]
     facts["stem"] = "deep 3x3 stem (ResNetV1c)"
     assert fingerprint.deviations("seg", facts) == ["stem: deep 3x3 stem (ResNetV1c) (protocol 7x7 conv (torchvision))"]
+
+
+def test_fcn_training_crops_are_padded_to_512_with_ignored_labels():
+    """mmseg 1.2.2 pads in the model's SegDataPreProcessor (size=crop_size), not in the pipeline: a
+    crop smaller than 512x512 (an image smaller than the crop) reaches the model as 512x512, the new
+    pixels 0 and their labels 255 (ignored)."""
+    import torch
+    from mmengine.structures import PixelData
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    from mmseg.utils import register_all_modules
+
+    register_all_modules()
+    cfg = Config.fromfile(config_path("mmseg", "fcn_r50-d8_4xb4-20k_voc12aug-512x512_moco.py"))
+    pre = MODELS.build(cfg.model.data_preprocessor)
+    sample = SegDataSample(gt_sem_seg=PixelData(data=torch.ones(1, 300, 400, dtype=torch.uint8)))
+    out = pre({"inputs": [torch.full((3, 300, 400), 128, dtype=torch.uint8)], "data_samples": [sample]}, training=True)
+    label = out["data_samples"][0].gt_sem_seg.data
+    assert out["inputs"].shape == (1, 3, 512, 512) and label.shape == (1, 512, 512)
+    assert (label[:, :300, :400] == 1).all() and (label[:, 300:, :] == 255).all() and (label[:, :, 400:] == 255).all()
