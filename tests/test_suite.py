@@ -121,3 +121,31 @@ def test_a_failing_task_is_recorded_and_the_others_still_run(tmp_path, demo_root
     assert runs["voc"]["status"] == "failed" and "out of memory" in runs["voc"]["error"]
     assert runs["seg"]["status"] == "done" and runs["coco"]["status"] == "done"
     assert "voc seed 0 failed" in (out / "results.md").read_text()
+
+
+def test_sigterm_to_the_suite_stops_its_trainer(tmp_path):
+    """The trainer runs in its own process group; a SIGTERM to the suite stops that group first."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pidfile = tmp_path / "trainer.pid"
+    trainer = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    driver = ("import sys; from transfer import run_suite; run_suite.stop_on_sigterm(); "
+              f"run_suite.run_logged([sys.executable, '-c', {trainer!r}], {str(tmp_path / 'log.txt')!r}, 'x')")
+    suite = subprocess.Popen([sys.executable, "-c", driver], cwd=run_suite.REPO)
+    for _ in range(300):
+        if pidfile.exists() and pidfile.read_text():
+            break
+        time.sleep(0.1)
+    pid = int(pidfile.read_text())
+    suite.send_signal(signal.SIGTERM)
+    assert suite.wait(timeout=60) == 143
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # the trainer is gone
+        time.sleep(0.1)
+    raise AssertionError("the trainer outlived the suite")

@@ -245,7 +245,7 @@ def run_on_slurm(jobs, args):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", required=True,
                    help=f"comma list of {', '.join(protocols.TASKS)}; 'all' = {','.join(protocols.SUITE_ALL)}")
     p.add_argument("--weights", default=None, help="a pretraining checkpoint (any layout the converters read); "
@@ -325,6 +325,11 @@ def prepare(args):
     return tasks, root, builtin_data, variant
 
 
+def stop_on_sigterm():
+    """SIGTERM (a scheduler, `kill`) ends the suite like Ctrl-C does: run_logged stops the trainer first."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def main(argv=None):
     args = parse_args(argv)
     from converters.sources import ConversionError
@@ -347,7 +352,12 @@ def main(argv=None):
             run_dir = os.path.join(args.out, p.name, f"seed{seed}")
             jobs.append((p.name, command(p, cfg, run_dir, root, seed, weights, args), run_dir, seed))
             configs.append(os.path.relpath(cfg, REPO))
-    results = run_on_slurm(jobs, args) if args.slurm else [run_one(*job) for job in jobs]
+    stop_on_sigterm()
+    try:
+        results = run_on_slurm(jobs, args) if args.slurm else [run_one(*job) for job in jobs]
+    except KeyboardInterrupt:
+        print("interrupted: the running trainer was stopped; rerun the same command to resume", file=sys.stderr)
+        return 130
     runs = [{"task": task, "seed": seed, "config": cfg, "run_dir": run_dir, **result}
             for (task, _, run_dir, seed), cfg, result in zip(jobs, configs, results)]
     table = report.write(args.out, runs, {"weights": args.weights, "arch": arch, "data": root, "builtin": builtin_data,
