@@ -66,6 +66,9 @@ SUITE = [  # (id, argv with {data} {tmp/...} placeholders, culprit)
     ("out holds a broken results file", [S, "voc", "--data", "{data}", "--quick", "--out", "{tmp/out_broken}"],
      "results.json"),
     ("bad seeds type", [S, "voc", "--seeds", "two"], "--seeds"),
+    ("random init of an architecture the task does not take", [S, "voc", "--data", "{data}", "--quick", "--arch",
+                                                               "vit_small"], "--arch vit_small"),
+    ("no such architecture", [S, "knn", "--data", "{data}", "--quick", "--arch", "resnet18"], "--arch resnet18"),
 ]
 if shutil.which("sbatch") is None:
     SUITE.append(("slurm without SLURM", [S, "voc", "--data", "{data}", "--quick", "--slurm"], "sbatch"))

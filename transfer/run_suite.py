@@ -336,6 +336,8 @@ def main(argv=None):
 
     try:
         tasks, root, builtin_data, variant = prepare(args)
+        if args.arch and not args.weights and any(args.arch not in p.archs for p in tasks):
+            raise SuiteError(f"--arch {args.arch}: " + "; ".join(f"{p.name} evaluates {', '.join(p.archs)}" for p in tasks))
         arch, sd, info = read_weights(args.weights, tasks) if args.weights else (args.arch, None, {})
         args.arch = arch
         args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
