@@ -1,6 +1,6 @@
 """Prints pretraining speed ratios on this machine, with peak memory (a benchmark, not a test).
 
-    python tools/bench_pretrain.py            # a few minutes
+    python tools/bench_pretrain.py            # minutes on a GPU; on a 2-core CPU over half an hour (ViT-L)
     python tools/bench_pretrain.py --quick    # about one minute: fewer images, rounds and presets
 
 Every comparison runs its variants in interleaved rounds (A B A B ...), so a machine that gets
