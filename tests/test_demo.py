@@ -33,6 +33,11 @@ def test_out_that_is_a_file_refused(capsys, tmp_path):
     refuses(demo.main, ["--out", f], "--out", capsys, watch=[tmp_path])
 
 
+def test_out_with_foreign_files_refused(capsys, tmp_path):
+    (tmp_path / "mine.txt").write_text("x")
+    refuses(demo.main, ["--out", tmp_path], "--out", capsys, watch=[tmp_path])
+
+
 def test_budget_cuts_in_order_and_says_so():
     plan, cuts = demo.plan_for(10 ** 6)
     assert cuts == [] and plan == dict(epochs=demo.FULL["epochs"], seeds=3, cheap=["knn", "linear"],
