@@ -161,8 +161,9 @@ def install_wheel(find_links, constraints):
     # --force-reinstall: an older build answers to the same version string 0.6
     if not pip("install", "--no-index", "--no-deps", "--force-reinstall", *links, "detectron2==0.6", check=False):
         return False
-    if probe()[0] == "full":  # its dependencies (fvcore, iopath, ...) from the registry as usual
-        return pip("install", *constraints, *links, "detectron2==0.6", check=False)
+    # its dependencies (fvcore, iopath, ...) from the registry as usual, before the import probe needs them
+    if pip("install", *constraints, *links, "detectron2==0.6", check=False) and probe()[0] == "full":
+        return True
     print("install_detectron2: the wheel installed but lacks ViTDet or native ops; removing it")
     pip("uninstall", "-y", "detectron2", check=False)
     return False

@@ -58,6 +58,7 @@ step mmcv "building mmcv 2.1.0 failed: it needs gcc and the Python headers; or p
 # the registry's 0.6 without native ops (ViTDet refuses); the route taken is in $LOG
 step detectron2 "see tools/install_detectron2.py: put detectron2-0.6-*.whl (upstream 02b5c4e) in PIP_FIND_LINKS, or install your own build into $VENV first" \
   "$VENV/bin/python" tools/install_detectron2.py --constraints "$C"
+grep -h "install_detectron2: route" "$LOG" | tail -n 1 | sed 's/^install_detectron2: /setup:   detectron2 /'  # which route
 step project "pip install -e . failed: a requirement conflicts with $C" pip --no-build-isolation -e '.[test]'
 step check "the installed stack does not import: remove $VENV and run again" check_stack
 touch "$VENV/.ready"
