@@ -21,13 +21,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mocodata import builtin, register, validate  # noqa: E402
-from transfer import protocols, report  # noqa: E402
+from transfer import BadInput, protocols, report  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-class SuiteError(ValueError):
-    """What the user gave cannot run: str(e) names the flag or file and what to do. Exit 2."""
 
 
 def converters_for(form):
@@ -43,11 +39,11 @@ def read_weights(path, tasks):
     from converters.sources import read_backbone
 
     if os.path.isdir(path):
-        raise SuiteError(f"--weights {path}: is a folder; give the checkpoint file")
+        raise BadInput(f"--weights {path}: is a folder; give the checkpoint file")
     arch, sd, info = read_backbone(path)
     for p in tasks:
         if arch not in p.archs:
-            raise SuiteError(f"--weights {path}: a {arch} backbone; task '{p.name}' evaluates "
+            raise BadInput(f"--weights {path}: a {arch} backbone; task '{p.name}' evaluates "
                              f"{', '.join(p.archs)}. Pick tasks for this architecture (see README).")
     return arch, sd, info
 
@@ -163,15 +159,15 @@ def check_config(p, path, args):
         if p.framework == "detectron2":
             cfg = runner.build_cfg(path, args.opts)
             if cfg.SOLVER.IMS_PER_BATCH % world:
-                raise SuiteError(f"{os.path.relpath(path, REPO)}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} "
+                raise BadInput(f"{os.path.relpath(path, REPO)}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} "
                                  f"cannot be split over {world} GPUs; use a count that divides it, or --lowgpu")
         elif hasattr(runner, "build_cfg"):
             runner.build_cfg(path, args.opts if p.framework == "detectron2-lazy" else args.cfg_options)
     except (KeyError, ValueError, AssertionError, AttributeError) as e:
-        if isinstance(e, SuiteError):
+        if isinstance(e, BadInput):
             raise
         flag = "--opts" if p.framework.startswith("detectron2") else "--cfg-options"
-        raise SuiteError(f"{flag} {' '.join(args.opts or args.cfg_options or [])}: {e}") from None
+        raise BadInput(f"{flag} {' '.join(args.opts or args.cfg_options or [])}: {e}") from None
 
 
 def check_launch(tasks, variant, args):
@@ -182,19 +178,19 @@ def check_launch(tasks, variant, args):
 
     world = args.num_gpus * args.num_machines
     if args.slurm and args.slurm_cluster is None and shutil.which("sbatch") is None:
-        raise SuiteError("--slurm: SLURM's sbatch is not on PATH on this machine")  # submitit would run them here
+        raise BadInput("--slurm: SLURM's sbatch is not on PATH on this machine")  # submitit would run them here
     if args.num_gpus < 1 or args.num_machines < 1 or args.seeds < 1:
-        raise SuiteError(f"--num-gpus, --num-machines and --seeds must be at least 1 "
+        raise BadInput(f"--num-gpus, --num-machines and --seeds must be at least 1 "
                          f"(got {args.num_gpus}, {args.num_machines}, {args.seeds})")
     if not 0 <= args.machine_rank < args.num_machines:
-        raise SuiteError(f"--machine-rank {args.machine_rank}: must be 0..{args.num_machines - 1} "
+        raise BadInput(f"--machine-rank {args.machine_rank}: must be 0..{args.num_machines - 1} "
                          f"for --num-machines {args.num_machines}")
     if args.num_machines > 1 and not args.dist_url:
-        raise SuiteError("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0")
+        raise BadInput("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0")
     if args.num_gpus > 1 and not args.slurm and torch.cuda.device_count() < args.num_gpus:
-        raise SuiteError(f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} GPU(s)")
+        raise BadInput(f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} GPU(s)")
     if variant != "quick" and not (args.slurm or args.allow_cpu or torch.cuda.is_available()):
-        raise SuiteError(f"the {variant} protocols need GPUs (a CPU run of the full COCO protocol was killed at "
+        raise BadInput(f"the {variant} protocols need GPUs (a CPU run of the full COCO protocol was killed at "
                          "23 GB and would take weeks); use --quick for a smoke run, or --allow-cpu to try anyway")
     for p in tasks:
         check_config(p, config_path(p, variant, args), args)
@@ -218,7 +214,7 @@ def config_path(p, variant, args):
     path = os.path.join(REPO, "configs", rel.format(recipe=args.recipe, vit="_vit" if arch.startswith("vit") else "",
                                                     arch=arch, size=arch.replace("vit_", "")[:1]))
     if not os.path.isfile(path):
-        raise SuiteError(f"task '{p.name}' has no {variant} config for a {arch} ({os.path.relpath(path, REPO)}); "
+        raise BadInput(f"task '{p.name}' has no {variant} config for a {arch} ({os.path.relpath(path, REPO)}); "
                          f"pick another variant or architecture")
     return path
 
@@ -277,7 +273,7 @@ def parse_tasks(text):
     names = list(protocols.SUITE_ALL) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in names if t not in protocols.TASKS]
     if unknown or not names:
-        raise SuiteError(f"--task {text}: unknown task {', '.join(unknown) or '(none given)'}; "
+        raise BadInput(f"--task {text}: unknown task {', '.join(unknown) or '(none given)'}; "
                          f"one or more of {', '.join(protocols.TASKS)} (comma-separated), or 'all'")
     return [protocols.TASKS[t] for t in dict.fromkeys(names)]
 
@@ -289,12 +285,12 @@ def check_out(out, weights):
         try:
             earlier = json.load(open(path))["meta"].get("weights")
         except (ValueError, KeyError, TypeError):
-            raise SuiteError(f"{path}: not a results file of this suite; use another --out") from None
+            raise BadInput(f"{path}: not a results file of this suite; use another --out") from None
         if (earlier and os.path.abspath(earlier)) != (weights and os.path.abspath(weights)):
-            raise SuiteError(f"--out {out} holds results for weights {earlier or 'random init'}; "
+            raise BadInput(f"--out {out} holds results for weights {earlier or 'random init'}; "
                              f"use another --out for {weights or 'random init'}")
     elif os.path.exists(out) and not os.path.isdir(out):
-        raise SuiteError(f"--out {out}: exists and is not a folder")
+        raise BadInput(f"--out {out}: exists and is not a folder")
 
 
 def lock(out):
@@ -306,7 +302,7 @@ def lock(out):
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        raise SuiteError(f"--out {out}: another suite is running there (it holds {out}/.lock)") from None
+        raise BadInput(f"--out {out}: another suite is running there (it holds {out}/.lock)") from None
     return f
 
 
@@ -337,14 +333,14 @@ def main(argv=None):
     try:
         tasks, root, builtin_data, variant = prepare(args)
         if args.arch and not args.weights and any(args.arch not in p.archs for p in tasks):
-            raise SuiteError(f"--arch {args.arch}: " + "; ".join(f"{p.name} evaluates {', '.join(p.archs)}" for p in tasks))
+            raise BadInput(f"--arch {args.arch}: " + "; ".join(f"{p.name} evaluates {', '.join(p.archs)}" for p in tasks))
         arch, sd, info = read_weights(args.weights, tasks) if args.weights else (args.arch, None, {})
         args.arch = arch
         args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
         check_launch(tasks, variant, args)
         held = lock(args.out)
         weights = write_weights(args.weights, arch, sd, info, tasks, os.path.join(args.out, "weights")) if sd else {}
-    except (SuiteError, validate.DataError, ConversionError) as e:
+    except (BadInput, validate.DataError, ConversionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     jobs, configs = [], []
