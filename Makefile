@@ -1,7 +1,7 @@
 # make demo: set up .venv if needed, then pretrain, convert and compare random init with the checkpoint
 # on the built-in data (tools/demo.py; DEMO_SECONDS=N scales it to a budget).
 # make test: set up .venv if needed, then run the tests (slow ones: make test-all).
-# make bench: augmentation, training-step and COCO-evaluation figures for this machine.
+# make bench [QUICK=1]: augmentation, training-step, COCO/VOC evaluation and kNN/SVM figures for this machine.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -24,8 +24,9 @@ test-all: env
 	$(PY) -m pytest -q -m "" tests
 
 bench: env
-	$(PY) tools/bench_pretrain.py
-	$(PY) tools/bench_coco_eval.py
+	$(PY) tools/bench_pretrain.py $(if $(QUICK),--quick)
+	$(PY) tools/bench_eval.py $(if $(QUICK),--quick)
+	$(PY) tools/bench_classification.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .install.log output .cache

@@ -16,13 +16,13 @@ import re
 import torch
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
-from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
 from detectron2.utils import comm
 
 from mocodata import register
 from transfer import fingerprint, loadcheck
 from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.coco_eval import FastCOCOEvaluator
+from transfer.detection.voc_eval import FastPascalVOCDetectionEvaluator
 
 logger = logging.getLogger("detectron2.transfer")  # under detectron2's logger: its handlers, its log.txt
 
@@ -31,12 +31,10 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference")
+        # the same numbers as detectron2's evaluators, faster at real scale (tests/test_*_eval.py, tools/bench_eval.py)
         if dataset_name.startswith("coco"):
-            # detectron2's fast evaluator is native code; faster-coco-eval gives the same numbers
-            if os.environ.get("MOCO_COCO_EVAL", "fast") == "fast":
-                return FastCOCOEvaluator(dataset_name, output_dir=output_folder)
-            return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False)
-        return PascalVOCDetectionEvaluator(dataset_name)
+            return FastCOCOEvaluator(dataset_name, output_dir=output_folder)
+        return FastPascalVOCDetectionEvaluator(dataset_name)
 
     @classmethod
     def test(cls, cfg, model, evaluators=None):
