@@ -18,7 +18,7 @@ images, 36.6k objects, 100 detections per image, each measurement in a fresh pro
 (wall seconds, min / median; peak MB above the inputs, median):
 
                           bbox                     segm
-    pycocotools           55.6 / 56.3   1655 MB    66.8 / 74.5   1877 MB
+    pycocotools           55.55 / 56.31  1655 MB    66.8 / 74.5   1877 MB
     faster-coco-eval       5.2 /  7.4    936 MB    25.9 / 26.9   1532 MB   (called directly)
     FastCOCOEvaluator      5.5 /  7.0    933 MB    23.0 / 25.9   1447 MB   (x1.06 / x0.94, x0.89 / x0.96 of it)
     detectron2 native     15.3 / 17.0   1518 MB    30.3 / 31.0   1955 MB   (its COCOEvaluator, use_fast_impl)
