@@ -29,7 +29,7 @@ def why_missing(task, metric, runs):
     if all(metric not in r["metrics"] for r in done):
         if metric.startswith(("segm/", "bbox/")):
             return f"not reported: no {'mask' if metric.startswith('segm/') else 'box'} was predicted"
-        return "not computed by this configuration (see its fingerprint)"
+        return "not computed by this configuration: see its fingerprint"
     return "could not be computed: no detections, or no ground truth for it"
 
 
