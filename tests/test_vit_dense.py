@@ -176,7 +176,7 @@ def test_vitdet_configs_are_the_official_recipe(arch):
 
 
 @needs_vitdet
-@pytest.mark.parametrize("arch", ["s", "b"])
+@pytest.mark.parametrize("arch", ["s", "b", "l"])
 def test_vitdet_lowgpu_keeps_epochs_and_scales_lr(arch):
     full, low = vitdet_facts(lazy(f"mask_rcnn_vitdet_{arch}_100ep_moco.py")), vitdet_facts(
         lazy(f"mask_rcnn_vitdet_{arch}_100ep_moco_lowgpu.py"))
@@ -209,14 +209,38 @@ def upernet_facts(cfg, gpus):
                 final_norm=bb.final_norm, ln_eps=bb.norm_cfg.eps)
 
 
-@pytest.mark.parametrize("name,gpus,width", [("upernet_vit-b16_mln_8xb2-160k_ade20k-512x512_moco.py", 8, 768),
-                                             ("upernet_vit-s16_mln_8xb2-160k_ade20k-512x512_moco.py", 8, 384),
-                                             ("upernet_vit-s16_mln_2xb2-160k_ade20k-512x512_moco_lowgpu.py", 2, 384)])
-def test_upernet_ade20k_configs_are_the_mae_recipe(name, gpus, width):
-    cfg = mmcfg(name)
+# ViT-S is MoCo v3's (12 heads); ViT-L's taps are BEiT's ViT-L UperNet ones
+VIT_SIZES = {"s": (384, 12, 12, (3, 5, 7, 11)), "b": (768, 12, 12, (3, 5, 7, 11)), "l": (1024, 24, 16, (7, 11, 15, 23))}
+
+
+@pytest.mark.parametrize("name,gpus", [("upernet_vit-b16_mln_8xb2-160k_ade20k-512x512_moco.py", 8),
+                                       ("upernet_vit-s16_mln_8xb2-160k_ade20k-512x512_moco.py", 8),
+                                       ("upernet_vit-s16_mln_2xb2-160k_ade20k-512x512_moco_lowgpu.py", 2),
+                                       ("upernet_vit-l16_mln_8xb2-160k_ade20k-512x512_moco.py", 8),
+                                       ("upernet_vit-l16_mln_2xb2-160k_ade20k-512x512_moco_lowgpu.py", 2)])
+def test_upernet_ade20k_configs_are_the_mae_recipe(name, gpus):
+    cfg, (width, depth, heads, taps) = mmcfg(name), VIT_SIZES[name[len("upernet_vit-")]]
     assert upernet_facts(cfg, gpus) == UPERNET_ADE
-    assert cfg.model.backbone.embed_dims == width and cfg.model.backbone.num_heads == 12
+    bb = cfg.model.backbone
+    assert (bb.embed_dims, bb.num_layers, bb.num_heads, tuple(bb.out_indices)) == (width, depth, heads, taps)
+    assert cfg.model.neck.in_channels == cfg.model.decode_head.in_channels == [width] * 4
+    assert cfg.model.auxiliary_head.in_channels == width
     assert cfg.moco_data_dir == "ADEChallengeData2016"
+
+
+@pytest.mark.parametrize("name", ["upernet_vit-l16_mln_8xb2-160k_ade20k-512x512_moco.py",
+                                  "upernet_vit-l16_mln_4xb4-20k_voc12aug-512x512_moco.py"])
+def test_upernet_vit_large_layer_decay_covers_24_blocks(name):
+    """The base's 12-block keys are replaced, not merged: block i at 0.75 ** (24 - i), embeddings 0.75 ** 25."""
+    cfg = mmcfg(name)
+    keys, d = cfg.optim_wrapper.paramwise_cfg.custom_keys, cfg.layer_decay
+    assert d == 0.75 and cfg.num_layers == cfg.model.backbone.num_layers == 24
+    assert {int(k.split(".")[2]) for k in keys if k.startswith("backbone.layers.")} == set(range(24))
+    assert keys["backbone.layers.0."]["lr_mult"] == pytest.approx(d ** 24)
+    assert keys["backbone.layers.11."]["lr_mult"] == pytest.approx(d ** 13)
+    assert keys["backbone.layers.23.ln2."] == dict(lr_mult=pytest.approx(d), decay_mult=0.0)
+    assert keys["backbone.patch_embed."]["lr_mult"] == keys["backbone.pos_embed"]["lr_mult"] == pytest.approx(d ** 25)
+    assert len(keys) == 3 + 1 + 24 * 7
 
 
 def test_upernet_layer_decay_reaches_the_optimizer():
@@ -268,7 +292,9 @@ def test_cityscapes_fcn_config_is_mmsegs(name, gpus):
 
 def test_voc_upernet_configs_keep_the_voc_protocol_data():
     for name, gpus in [("upernet_vit-s16_mln_4xb4-20k_voc12aug-512x512_moco.py", 4),
-                       ("upernet_vit-s16_mln_1xb4-20k_voc12aug-512x512_moco_lowgpu.py", 1)]:
+                       ("upernet_vit-s16_mln_1xb4-20k_voc12aug-512x512_moco_lowgpu.py", 1),
+                       ("upernet_vit-l16_mln_4xb4-20k_voc12aug-512x512_moco.py", 4),
+                       ("upernet_vit-l16_mln_1xb4-20k_voc12aug-512x512_moco_lowgpu.py", 1)]:
         cfg = mmcfg(name)
         acc = cfg.optim_wrapper.get("accumulative_counts", 1)
         assert cfg.train_dataloader.batch_size * gpus * acc == 16
