@@ -42,6 +42,7 @@ class Config:
     moco_m_cos: bool = False
     T: float = 0.2
     K: int = 65536
+    bn_splits: int = 1
     dim: int = 128
     mlp_dim: int = 2048
     stop_grad_conv1: bool = False
@@ -81,6 +82,8 @@ HELP = dict(
     moco_m_cos="MoCo v3 only: m rises from --moco-m to 1 on a half-cosine over training",
     T="softmax temperature (> 0)",
     K="MoCo v2 queue size in keys, a multiple of --batch-size",
+    bn_splits="MoCo v2: BN statistics over this many parts of each process's batch, to emulate that many "
+              "GPUs' ShuffleBN on one (moco's CIFAR-10 demo uses 8; 1: plain BN, as on 8 real GPUs)",
     dim="output width of the projection head",
     mlp_dim="hidden width of the MoCo v3 projector and predictor (MoCo v2's hidden width is the "
             "backbone's feature width, as in moco builder.py)",
@@ -176,6 +179,7 @@ RANGES = [
     ("moco_m", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("T", lambda v: v > 0, "above 0 (it divides the logits)"),
     ("K", lambda v: v >= 1, "at least 1"),
+    ("bn_splits", lambda v: v >= 1, "at least 1"),
     ("dim", lambda v: v >= 1, "at least 1"),
     ("mlp_dim", lambda v: v >= 1, "at least 1"),
     ("crop_min", lambda v: 0 < v <= 1, "in (0, 1]"),
@@ -219,6 +223,11 @@ def check(cfg):
     if cfg.method == "mocov2" and cfg.K % cfg.batch_size:
         raise ConfigError(f"--K: queue size K={cfg.K} must be a multiple of the batch size {cfg.batch_size} "
                           "(the queue is updated one global batch at a time)")
+    if cfg.bn_splits > 1 and cfg.method != "mocov2":
+        raise ConfigError("--bn-splits: emulates MoCo v2's ShuffleBN; MoCo v3 takes its negatives from its own "
+                          "batch, so its BN leaks nothing. Drop the flag or use --method mocov2")
+    if cfg.bn_splits > 1 and cfg.batch_size % cfg.bn_splits:
+        raise ConfigError(f"--bn-splits {cfg.bn_splits}: must divide --batch-size {cfg.batch_size} (per process)")
     if cfg.stop_grad_conv1 and not cfg.arch.startswith("vit"):
         raise ConfigError("--stop-grad-conv1: only a ViT has a patch projection to freeze; drop the flag")
 

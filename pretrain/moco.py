@@ -24,6 +24,33 @@ def concat_all_gather(x):
     return torch.cat(out)
 
 
+class SplitBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose training statistics are taken over `splits` equal parts of the batch, as if
+    each part were on its own GPU. MoCo v2's ShuffleBN needs several GPUs' BN: on one process the
+    keys of a batch share one set of statistics, which tells the positive apart from the queue's keys
+    (the loss drops, the features do not improve). moco's official CIFAR-10 demo emulates 8 GPUs so;
+    splits=1 is plain BN. Same parameters and buffers as nn.BatchNorm2d: checkpoints are unchanged."""
+
+    def __init__(self, num_features, splits=8, **kw):
+        super().__init__(num_features, **kw)
+        self.splits = splits
+
+    def forward(self, x):
+        if not self.training or self.splits == 1:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        s = self.splits
+        # a free view: sample i goes to part i % s, whose channels are the block (i % s) * c ...
+        mean, var = self.running_mean.repeat(s), self.running_var.repeat(s)
+        out = F.batch_norm(x.view(n // s, s * c, h, w), mean, var, self.weight.repeat(s), self.bias.repeat(s),
+                           True, self.momentum, self.eps)
+        with torch.no_grad():  # the running statistics: the mean over the parts
+            self.running_mean.copy_(mean.view(s, c).mean(0))
+            self.running_var.copy_(var.view(s, c).mean(0))
+            self.num_batches_tracked += 1
+        return out.view(n, c, h, w)
+
+
 def mlp(dims, last_bn=True):
     """Linear-BN-ReLU stack; the last BN has no affine (MoCo v3 projector/predictor)."""
     layers = []
@@ -88,9 +115,11 @@ class MoCoV2(nn.Module):
 @torch.no_grad()
 def shuffled_bn_forward(encoder, x):
     """Shuffling BN: keys are computed on a random permutation of the global batch, so that
-    BN statistics of a process do not leak which key is the positive. Identity at world size 1."""
+    BN statistics of a process do not leak which key is the positive. At world size 1 the batch is
+    shuffled in place (it matters with SplitBatchNorm's parts, and is the identity otherwise)."""
     if world_size() == 1:
-        return encoder(x)
+        idx = torch.randperm(x.shape[0], device=x.device)
+        return encoder(x[idx])[torch.argsort(idx)]
     n = x.shape[0]
     x_all = concat_all_gather(x)
     idx = torch.randperm(x_all.shape[0], device=x.device)

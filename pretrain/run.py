@@ -37,7 +37,9 @@ def build_model(cfg):
     if cfg.arch.startswith("vit"):
         base = partial(getattr(vit, cfg.arch), img_size=cfg.crop, stop_grad_conv1=cfg.stop_grad_conv1)
     else:  # moco-v3 zero-initialises the last BN of each residual block; moco v2 does not
-        base = partial(getattr(torchvision.models, cfg.arch), zero_init_residual=cfg.method == "mocov3")
+        norm = partial(moco.SplitBatchNorm, splits=cfg.bn_splits) if cfg.bn_splits > 1 else None
+        base = partial(getattr(torchvision.models, cfg.arch), zero_init_residual=cfg.method == "mocov3",
+                       norm_layer=norm)
     if cfg.method == "mocov2":
         return moco.MoCoV2(base, dim=cfg.dim, K=cfg.K, m=cfg.moco_m, T=cfg.T)
     return moco.MoCoV3(base, dim=cfg.dim, mlp_dim=cfg.mlp_dim, T=cfg.T)
@@ -213,6 +215,9 @@ def prepare(cfg, resume, rank, world, device):
     config.check_device(config.resolve(cfg, device), device)
     if cfg.channels_last and cfg.arch.startswith("vit"):
         raise config.ConfigError("--channels-last: a ViT has no convolutional feature maps to lay out; drop the flag")
+    if cfg.bn_splits > 1 and (cfg.batch_size // world) % cfg.bn_splits:
+        raise config.ConfigError(f"--bn-splits {cfg.bn_splits}: must divide each process's batch "
+                                 f"({cfg.batch_size} / {world} processes = {cfg.batch_size // world})")
     check_out(cfg.out)
     data_root = cfg.data or os.path.join(make_demo(default_demo_root()), "imagenet", "train")
     loader, sampler = data.two_crop_loader(data_root, cfg, rank, world)

@@ -56,6 +56,46 @@ def test_v2_mlp_head_layout():
     assert names == ["encoder_q.fc.0.weight", "encoder_q.fc.0.bias", "encoder_q.fc.2.weight", "encoder_q.fc.2.bias"]
 
 
+def test_split_batchnorm_is_one_bn_per_part():
+    """--bn-splits s: in training, each part (samples i with i % s == p, as moco's CIFAR-10 demo splits
+    its batch) is normalised by its own statistics; the running statistics are the parts' mean; in
+    evaluation it is plain BN. Checked against s separate nn.BatchNorm2d on the parts."""
+    torch.manual_seed(0)
+    split = moco.SplitBatchNorm(3, splits=4)
+    split.weight.data.uniform_(0.5, 1.5)
+    split.bias.data.uniform_(-1, 1)
+    x = torch.randn(8, 3, 5, 5) * 3 + 1
+    out = split(x)
+    means, variances = [], []
+    for p in range(4):
+        bn = torch.nn.BatchNorm2d(3)
+        bn.load_state_dict({k: v for k, v in split.state_dict().items()}, strict=False)
+        bn.running_mean.zero_(), bn.running_var.fill_(1)
+        torch.testing.assert_close(out[p::4], bn(x[p::4]))
+        means.append(bn.running_mean), variances.append(bn.running_var)
+    torch.testing.assert_close(split.running_mean, torch.stack(means).mean(0))
+    torch.testing.assert_close(split.running_var, torch.stack(variances).mean(0))
+    split.eval()
+    plain = torch.nn.BatchNorm2d(3).eval()
+    plain.load_state_dict(split.state_dict())  # the same keys: a checkpoint does not change
+    torch.testing.assert_close(split(x), plain(x))
+
+
+def test_bn_splits_build_a_v2_resnet_with_split_bn_and_shuffle_keys():
+    from pretrain import run
+
+    cfg = config.Config(**config.PRESETS["tiny"], arch="resnet18", bn_splits=4)
+    model = run.build_model(cfg)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all(isinstance(m, moco.SplitBatchNorm) and m.splits == 4 for m in bns)
+    plain = run.build_model(config.Config(**config.PRESETS["tiny"], arch="resnet18"))
+    assert list(plain.state_dict()) == list(model.state_dict())
+    # the keys come back in the batch's order although the key encoder saw them shuffled
+    enc = model.encoder_k.eval()
+    x = torch.randn(8, 3, 32, 32)
+    torch.testing.assert_close(moco.shuffled_bn_forward(enc, x), enc(x))
+
+
 def test_v3_symmetric_loss_is_2T_scaled_infonce():
     m = moco.MoCoV3(tiny_encoder, dim=8, mlp_dim=16, T=0.5)
     q, k = torch.randn(6, 8), torch.randn(6, 8)
