@@ -109,6 +109,18 @@ def test_fingerprint_of_fcn_and_its_lowgpu_variant():
     assert fingerprint.deviations("seg", facts) == ["stem: deep 3x3 stem (ResNetV1c) (protocol 7x7 conv (torchvision))"]
 
 
+@pytest.mark.parametrize("size", ["s", "b"])
+def test_upernet_lowgpu_variant_differs_only_in_bn_images(size):
+    """Accumulated gradients: MMEngine counts every accumulation step as an iteration, so the warmup and
+    max_iter of the config are 4x the protocol's; in updates they are the protocol's."""
+    from transfer import fingerprint
+
+    full = Config.fromfile(config_path("mmseg", f"upernet_vit-{size}16_mln_8xb2-160k_ade20k-512x512_moco.py"))
+    assert fingerprint.deviations("ade20k-upernet", fingerprint.mmseg_facts(full, 8, 0)) == []
+    low = Config.fromfile(config_path("mmseg", f"upernet_vit-{size}16_mln_2xb2-160k_ade20k-512x512_moco_lowgpu.py"))
+    assert fingerprint.deviations("ade20k-upernet", fingerprint.mmseg_facts(low, 2, 0)) == []
+
+
 def test_fcn_training_crops_are_padded_to_512_with_ignored_labels():
     """mmseg 1.2.2 pads in the model's SegDataPreProcessor (size=crop_size), not in the pipeline: a
     crop smaller than 512x512 (an image smaller than the crop) reaches the model as 512x512, the new
