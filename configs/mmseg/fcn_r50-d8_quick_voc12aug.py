@@ -31,4 +31,4 @@ val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(pipe
 test_dataloader = val_dataloader
 train_cfg = dict(max_iters=40, val_interval=40)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0, end=40, by_epoch=False)]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=20))
+default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=20))  # a loss point every 4 iterations

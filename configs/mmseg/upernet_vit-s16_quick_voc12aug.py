@@ -38,4 +38,4 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=5),
     dict(type='PolyLR', eta_min=0.0, power=1.0, begin=5, end=20, by_epoch=False),
 ]
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=20))
+default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=20))  # a loss point every 4 iterations

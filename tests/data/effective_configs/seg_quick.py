@@ -136,7 +136,7 @@ dataset_train = dict(
 dataset_type = 'PascalVOCDataset'
 default_hooks = dict(
     checkpoint=dict(by_epoch=False, interval=20, type='CheckpointHook'),
-    logger=dict(interval=10, log_metric_by_epoch=False, type='LoggerHook'),
+    logger=dict(interval=4, log_metric_by_epoch=False, type='LoggerHook'),
     param_scheduler=dict(type='ParamSchedulerHook'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     timer=dict(type='IterTimerHook'),
