@@ -58,6 +58,14 @@ def test_replan_after_a_slow_pretraining_keeps_knn_and_the_epochs():
     assert demo.replan(plan, left=10 ** 6, pace=3.0) == []
 
 
+def test_eta_after_a_cached_step_is_the_estimate_not_zero(capsys):
+    progress = demo.Progress([("data", 15), ("pretraining", 100), ("suite", 200)])
+    progress.start("data")
+    progress.end("data")  # done at once (the data were cached): no pace to tell yet
+    progress.start("pretraining")
+    assert "step 2/3: pretraining (ETA 05:00 for the rest)" in capsys.readouterr().out
+
+
 def test_table_differences_spreads_and_missing():
     row = lambda t, m, mean, std, n, **kw: {"task": t, "metric": m, "mean": mean, "std": std, "n": n,  # noqa: E731
                                             "published": kw.get("pub"), "published_by": "x", **kw}
@@ -68,9 +76,11 @@ def test_table_differences_spreads_and_missing():
             ("voc", "bbox/AP50"): row("voc", "bbox/AP50", 3.0, 0.0, 1, pub=82.4)}
     lines = demo.table(rnd, ckpt).splitlines()
     knn, voc, coco = lines[2], lines[3], lines[4]
-    assert "+10.00" in knn and "yes (3 x spread = 6.00)" in knn
+    assert "+10.00" in knn and "yes, checkpoint higher (3 x spread = 6.00)" in knn
     assert "+2.00" in voc and "spread unknown (1 seed)" in voc and "82.40" in voc
     assert "n/a (not reported: no mask was made)" in coco and "n/a (not run)" in coco
+    worse = demo.table({("knn", "m"): row("knn", "m", 40.0, 1.0, 2)}, {("knn", "m"): row("knn", "m", 30.0, 0.0, 1)})
+    assert "yes, checkpoint LOWER (3 x spread = 3.00, from 2 seeds: rough)" in worse
 
 
 def test_imagenet_classes_are_not_colours():

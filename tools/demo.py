@@ -23,7 +23,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHEAP, DENSE = ("knn", "linear"), ("voc", "seg", "coco")  # DENSE: slowest last, dropped first
 # Seconds of each step on an idle 2-core machine (estimates for the plan and the ETA; the ETA then
 # follows the measured pace): pretraining per epoch, a cheap task per seed, a dense task per run.
-COST = {"data": 15, "epoch": 30, "convert": 15, "knn": 15, "linear": 25, "voc": 60, "seg": 50, "coco": 70}
+# Measured by `make demo` on 2026-12-02 (knn 6 s, linear 24 s, voc 96 s, seg 48 s, 6 epochs 59 s); overhead:
+# the processes' start-up, the report and the plot.
+COST = {"data": 15, "epoch": 10, "convert": 10, "knn": 8, "linear": 25, "voc": 100, "seg": 50, "coco": 70,
+        "overhead": 20}
+PACE_AFTER = 60  # estimated seconds done before the measured pace replaces the estimates in the ETA
 FULL = dict(epochs=8, seeds=3, dense=DENSE)
 MIN_SECONDS = 60
 MARK = ".demo"  # written into --out: a folder with it is the demo's own, and is replaced by the next demo
@@ -53,7 +57,7 @@ def suite_cost(plan, weights):
 
 def cost(plan):
     """Estimated seconds of a plan on an idle 2-core machine."""
-    pretraining = COST["data"] + plan["epochs"] * COST["epoch"] + COST["convert"]
+    pretraining = COST["data"] + plan["epochs"] * COST["epoch"] + COST["convert"] + COST["overhead"]
     return pretraining + suite_cost(plan, None) + suite_cost(plan, "checkpoint")
 
 
@@ -104,7 +108,9 @@ class Progress:
         self.times = []
 
     def pace(self):
-        return (time.time() - self.t0) / self.done_est if self.done_est else 1.0
+        """Seconds taken per estimated second so far; 1 until enough is done to tell (a cached step
+        that took 0 s would otherwise promise an ETA of 0)."""
+        return (time.time() - self.t0) / self.done_est if self.done_est >= PACE_AFTER else 1.0
 
     def start(self, name):
         self.k += 1
@@ -190,7 +196,9 @@ def verdict(task, a, b):
     else:
         spread = max(a["std"], b["std"])
     diff = b["mean"] - a["mean"]
-    return f"{'yes' if abs(diff) > 3 * spread else 'no'} (3 x spread = {3 * spread:.2f})"
+    said = ("yes, checkpoint higher" if diff > 0 else "yes, checkpoint LOWER") if abs(diff) > 3 * spread else "no"
+    rough = ", from 2 seeds: rough" if min(a["n"], b["n"] if task != "knn" else a["n"]) == 2 else ""
+    return f"{said} (3 x spread = {3 * spread:.2f}{rough})"
 
 
 def table(random_rows, ckpt_rows):
