@@ -116,9 +116,15 @@ class MoCoV2(nn.Module):
 def shuffled_bn_forward(encoder, x):
     """Shuffling BN: keys are computed on a random permutation of the global batch, so that
     BN statistics of a process do not leak which key is the positive. At world size 1 the batch is
-    shuffled in place (it matters with SplitBatchNorm's parts, and is the identity otherwise)."""
+    shuffled in place when the encoder has SplitBatchNorm parts (plain BN would see the same batch).
+    That permutation is drawn from a generator seeded by the batch itself, so that a resumed run
+    repeats it and ends bit-identical to an uninterrupted one (the global RNG is not checkpointed)."""
     if world_size() == 1:
-        idx = torch.randperm(x.shape[0], device=x.device)
+        if not any(isinstance(m, SplitBatchNorm) and m.splits > 1 for m in encoder.modules()):
+            return encoder(x)
+        probe = x.flatten()[:: max(1, x.numel() // 64)].double().sum().item()
+        gen = torch.Generator().manual_seed(int(abs(probe) * 1000) % 2**31)
+        idx = torch.randperm(x.shape[0], generator=gen).to(x.device)
         return encoder(x[idx])[torch.argsort(idx)]
     n = x.shape[0]
     x_all = concat_all_gather(x)
