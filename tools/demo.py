@@ -208,7 +208,7 @@ def table(random_rows, ckpt_rows):
     for task, metric in keys:
         a, b = random_rows.get((task, metric)), ckpt_rows.get((task, metric))
         both = a and b and a["mean"] is not None and b["mean"] is not None
-        diff = f"{b['mean'] - a['mean']:+.2f}" if both else "n/a"
+        diff = f"{round(b['mean'] - a['mean'], 2) + 0.0:+.2f}" if both else "n/a"  # never "-0.00"
         ref = (a or b).get("published")
         pub = f"{ref:.2f} ({(a or b).get('published_by', '')})" if ref is not None else ""
         lines.append(f"| {task} | {metric} | {cell(a)} | {cell(b)} | {diff} | {verdict(task, a, b)} | {pub} |")
@@ -251,6 +251,9 @@ def plot(out, suites):
             if its:
                 ax.plot(its, vals, ".-", label=label)
         ax.set(title=f"{task}: training loss", xlabel="iteration")
+        ys = [y for line in ax.lines for y in line.get_ydata() if y > 0]
+        if ys and max(ys) > 100 * min(ys):  # e.g. the linear probe's lr 30 on an untrained checkpoint
+            ax.set_yscale("log")
         if ax.lines:
             ax.legend()
         else:
