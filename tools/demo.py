@@ -197,7 +197,8 @@ def verdict(task, a, b):
         spread = max(a["std"], b["std"])
     diff = b["mean"] - a["mean"]
     said = ("yes, checkpoint higher" if diff > 0 else "yes, checkpoint LOWER") if abs(diff) > 3 * spread else "no"
-    rough = ", from 2 seeds: rough" if min(a["n"], b["n"] if task != "knn" else a["n"]) == 2 else ""
+    seeds = a["n"] if task == "knn" else min(a["n"], b["n"])  # the seeds the spread came from
+    rough = ", from 2 seeds: rough" if seeds == 2 else ""
     return f"{said} (3 x spread = {3 * spread:.2f}{rough})"
 
 

@@ -58,8 +58,8 @@ def mmseg_facts(cfg, world_size, seed, weights=None):
     if bb.type == "VisionTransformer":
         warmup = next((s for s in cfg.param_scheduler if s["type"] == "LinearLR"), {})
         facts.update(neck=cfg.model.neck.type, weight_decay=cfg.optim_wrapper.optimizer.get("weight_decay"),
-                     layer_decay=cfg.get("layer_decay"),  # in updates, as max_iter: MMEngine counts steps
-                     warmup=warmup["end"] // accumulate if warmup else None,
+                     layer_decay=cfg.get("layer_decay"),
+                     warmup=warmup["end"] // accumulate if warmup else None,  # in updates, as max_iter
                      patch_bias=bb.get("patch_bias"), final_norm=bb.get("final_norm"), embed_dims=bb.get("embed_dims"),
                      num_heads=bb.get("num_heads"))
     else:
