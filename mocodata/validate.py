@@ -66,7 +66,8 @@ def progress(items, what):
 
 def read_ids(path):
     """The ids of a split list, one per line. A blank line is refused: the VOC evaluator and MMSeg
-    read it as an image called ''."""
+    read it as an image called ''. So is an id listed twice: the loaders train on it twice and
+    the VOC evaluator counts its objects twice."""
     need_file(path, "split list")
     lines = open(path).read().splitlines()
     blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
@@ -74,7 +75,13 @@ def read_ids(path):
         raise DataError(path, f"line {blank[0]} is blank ({len(blank)} blank lines); remove them")
     if not lines:
         raise DataError(path, "empty split list")
-    return [line.split()[0] for line in lines]
+    ids, first = [line.split()[0] for line in lines], {}
+    for i, image_id in enumerate(ids):
+        if image_id in first:
+            raise DataError(path, f"line {i + 1} names '{image_id}' again (first on line {first[image_id] + 1}); "
+                                  "each image once")
+        first[image_id] = i
+    return ids
 
 
 def check_voc_split(dirname, split, classes=CLASSES):
@@ -121,10 +128,15 @@ def check_coco(json_path, image_dir):
     except (KeyError, TypeError) as e:
         raise DataError(json_path, f"not a COCO instances file (missing {e})") from None
     cat_ids = {c["id"] for c in cats}
-    ids = [im["id"] for im in images]
-    if len(set(ids)) != len(ids):  # pycocotools keeps one of them: the other is never evaluated
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise DataError(json_path, f"image id {dup} appears {ids.count(dup)} times in 'images'; ids must be unique")
+    # duplicate image ids: pycocotools keeps one of them, the other is never evaluated;
+    # duplicate annotation ids: detectron2's load_coco_json asserts before training
+    for what, items in (("image", images), ("annotation", anns)):
+        dup = duplicate([x.get("id") for x in items])
+        if dup is not None:
+            raise DataError(json_path, f"{what} id {dup[0]} appears {dup[1]} times in '{what}s'; ids must be unique")
+    if images and not anns:  # detectron2 drops images without annotations from training; AP needs ground truth
+        raise DataError(json_path, f"{len(images)} images but no annotations: nothing to train on or to "
+                                   "evaluate against (AP is undefined)")
     sizes = {}
     for im in progress(images, os.path.basename(json_path)):
         path = os.path.join(image_dir, im["file_name"])
@@ -142,7 +154,24 @@ def check_coco(json_path, image_dir):
         w, h = sizes[a["image_id"]]
         if x < 0 or y < 0 or bw < 0 or bh < 0 or x + bw > w + 1 or y + bh > h + 1:
             raise DataError(where, f"bbox {a['bbox']} is outside the {w}x{h} image")
+        # a polygon is x,y pairs, at least 3 points: detectron2's load_coco_json drops the others and
+        # the object then trains without a mask, with only a logged warning
+        for poly in a.get("segmentation") if isinstance(a.get("segmentation"), list) else ():
+            if not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2:
+                n = len(poly) if isinstance(poly, list) else type(poly).__name__
+                raise DataError(where, f"a segmentation polygon of {n} numbers; a polygon needs x,y pairs for at "
+                                       "least 3 points (6 numbers or more)")
     return len(images)
+
+
+def duplicate(ids):
+    """(the first id listed more than once, its count) or None."""
+    seen = set()
+    for i in ids:
+        if i in seen:
+            return i, ids.count(i)
+        seen.add(i)
+    return None
 
 
 def check_voc_seg(dirname, splits=("train", "aug", "val")):

@@ -307,6 +307,34 @@ def defect_coco_duplicate_image_id(root):
     return "coco", "instances_val2017.json", "appears 2 times"
 
 
+def defect_voc_list_names_image_twice(root):  # passed the check; the image trained and counted twice
+    p = root / "VOC2007/ImageSets/Main/test.txt"
+    p.write_text(p.read_text() + first_line(p) + "\n")
+    return "voc", "test.txt", "names '"
+
+
+def coco_edit(root, split, edit):
+    p = root / f"coco/annotations/instances_{split}.json"
+    d = json.load(open(p))
+    edit(d)
+    json.dump(d, open(p, "w"))
+
+
+def defect_coco_duplicate_annotation_id(root):  # passed the check; detectron2 asserted before training
+    coco_edit(root, "train2017", lambda d: d["annotations"][1].update(id=d["annotations"][0]["id"]))
+    return "coco", "instances_train2017.json", "annotation id"
+
+
+def defect_coco_two_point_polygon(root):  # passed; detectron2 dropped the mask with a logged warning
+    coco_edit(root, "val2017", lambda d: d["annotations"][0].update(segmentation=[[1, 1, 5, 5]]))
+    return "coco", "instances_val2017.json", "polygon of 4 numbers"
+
+
+def defect_coco_val_without_annotations(root):  # passed; AP is undefined without ground truth
+    coco_edit(root, "val2017", lambda d: d.update(annotations=[]))
+    return "coco", "instances_val2017.json", "no annotations"
+
+
 def defect_class_folder_links_to_parent(root):  # the folder walk would visit every image again
     os.symlink("..", root / "imagenet/train/loop")
     return "imagenet", "loop", "links to"
@@ -324,7 +352,8 @@ DEFECTS = [defect_missing_folder, defect_missing_image, defect_truncated_image, 
            defect_empty_imagefolder, defect_trailing_blank_line, defect_blank_line_in_seg_list,
            defect_xml_without_difficult, defect_exif_rotated_jpeg, defect_rgb_label, defect_16bit_label,
            defect_label_id_over_20, defect_one_pixel_image, defect_coco_duplicate_image_id,
-           defect_class_folder_links_to_parent]
+           defect_class_folder_links_to_parent, defect_voc_list_names_image_twice,
+           defect_coco_duplicate_annotation_id, defect_coco_two_point_polygon, defect_coco_val_without_annotations]
 
 
 @pytest.mark.parametrize("defect", DEFECTS, ids=lambda f: f.__name__[7:])
@@ -337,6 +366,27 @@ def test_defect_is_named(defect, demo_root, tmp_path, capsys):
     # the CLI: a non-zero exit and the same message
     assert cli.main(["check", str(root), "--task", task]) == 2
     assert problem in capsys.readouterr().err
+
+
+def test_float_voc_coordinates_are_accepted(demo_root, tmp_path):
+    """`<xmin>20.0</xmin>`, as export tools write it: detectron2's loader reads it, so the check
+    accepts it (the VOC evaluator reads it too: tests/test_voc_eval.py)."""
+    from detectron2.data.datasets.pascal_voc import load_voc_instances
+
+    root = broken_copy(demo_root, tmp_path)
+    voc = root / "VOC2007"
+    before = load_voc_instances(str(voc), "test", data.CLASSES)
+    for xml in (voc / "Annotations").iterdir():
+        xml.write_text(float_coordinates(xml.read_text()))
+    assert ".0</xmin>" in xml.read_text()
+    assert validate.check_task("voc", str(root)) > 0
+    assert load_voc_instances(str(voc), "test", data.CLASSES) == before
+
+
+def float_coordinates(xml_text):
+    import re
+
+    return re.sub(r"<(xmin|ymin|xmax|ymax)>(\d+)</", r"<\1>\2.0</", xml_text)
 
 
 def test_checking_a_real_sized_set_shows_progress(capsys):

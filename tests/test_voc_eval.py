@@ -175,3 +175,25 @@ def test_perfect_and_empty(voc_root):
     assert ev.per_class[NO_GT]["AP"] == 0 and ev.per_class[ONLY_DIFFICULT]["AP"] == 0
     assert 0 < res["AP"] < 100
     assert evaluate(ev, outputs(False))["bbox"] == {"AP": 0, "AP50": 0, "AP75": 0}
+
+
+def test_float_coordinates_give_detectron2s_numbers_on_the_integer_ones(voc_root, tmp_path):
+    """`<xmin>20.0</xmin>`: detectron2's loader reads it, its evaluator stopped on int('20.0') after the
+    whole training. Ours reads it and scores what detectron2's evaluator scores on the same boxes
+    written as integers."""
+    from detectron2.evaluation import PascalVOCDetectionEvaluator
+
+    from tests.test_data import float_coordinates
+
+    float_root = str(tmp_path / "VOC2007")
+    shutil.copytree(voc_root, float_root)
+    for path in (tmp_path / "VOC2007" / "Annotations").iterdir():
+        path.write_text(float_coordinates(path.read_text()))
+    assert ".0</xmax>" in path.read_text()
+    outputs = generated_outputs(voc_root, 0, 4)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = evaluate(PascalVOCDetectionEvaluator(register(voc_root, 2007)), outputs)["bbox"]
+    ours = evaluate(FastPascalVOCDetectionEvaluator(register(float_root, 2007)), outputs)["bbox"]
+    assert 20 < ref["AP50"] < 90
+    for k in ("AP", "AP50", "AP75"):
+        assert abs(ours[k] - ref[k]) <= 1e-9, k

@@ -19,12 +19,19 @@ objects, 30 detections per image), this project's 2-core machine kind, min of 3 
 Same interface as detectron2's evaluator: `FastPascalVOCDetectionEvaluator(dataset_name)`,
 process/evaluate, `{"bbox": {"AP", "AP50", "AP75"}}`; the per-class APs are also kept in
 `evaluator.per_class` (class name -> {"AP", "AP50", "AP75"}) and logged.
+
+Box coordinates are read as numbers, not only integers: detectron2's loader
+(detectron2/data/datasets/pascal_voc.py) reads `<xmin>20.0</xmin>`, as many export tools write
+it, with float(), while its evaluator's parse_rec (detectron2/evaluation/pascal_voc_evaluation.py)
+calls int() on it and stops after the whole training. On integer coordinates both read the same.
 """
+import xml.etree.ElementTree as ET
 from collections import OrderedDict, defaultdict
+from functools import lru_cache
 
 import numpy as np
 from detectron2.evaluation import PascalVOCDetectionEvaluator
-from detectron2.evaluation.pascal_voc_evaluation import parse_rec, voc_ap
+from detectron2.evaluation.pascal_voc_evaluation import voc_ap
 from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
 from tabulate import tabulate
@@ -86,7 +93,7 @@ class GroundTruth:
         lines_per_image = np.bincount([self.index[n] for n in names], minlength=len(self.index))
         rows = defaultdict(lambda: ([], [], []))  # class -> (image index, bbox, difficult)
         for name, i in self.index.items():
-            for obj in parse_rec(anno_template.format(name)):  # detectron2's parser and its cache
+            for obj in parse_rec(anno_template.format(name)):
                 r = rows[obj["name"]]
                 r[0].append(i)
                 r[1].append(obj["bbox"])
@@ -101,6 +108,17 @@ class GroundTruth:
             self.start[c] = np.concatenate(([0], np.cumsum(self.count[c])[:-1]))
             nondifficult = np.bincount(np.array(image, dtype=np.int64), weights=~self.difficult[c], minlength=n)
             self.npos[c] = int(np.dot(lines_per_image, nondifficult.astype(np.int64)))
+
+
+@lru_cache(maxsize=None)
+def parse_rec(filename):
+    """detectron2's parse_rec for what the evaluation uses (name, difficult, bbox), cached the same
+    way, with the coordinates read by float() as its loader reads them."""
+    with PathManager.open(filename) as f:
+        tree = ET.parse(f)
+    return [{"name": obj.find("name").text, "difficult": int(obj.find("difficult").text),
+             "bbox": [float(obj.find("bndbox").find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")]}
+            for obj in tree.findall("object")]
 
 
 def parse_detections(lines):
