@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from functools import partial
@@ -55,15 +56,16 @@ def build_optimizer(cfg, model):
 
 
 def setup_distributed():
-    """torchrun and submitit set RANK/WORLD_SIZE/LOCAL_RANK; without them this is one process."""
+    """torchrun and submitit set RANK/WORLD_SIZE/LOCAL_RANK; without them this is one process. Under
+    torchrun a process group is made even for one process (DDP of one, as the official launchers do)."""
     world = int(os.environ.get("WORLD_SIZE", 1))
     local = int(os.environ.get("LOCAL_RANK", 0))
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
     device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
+    if (world > 1 or "TORCHELASTIC_RUN_ID" in os.environ) and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return (dist.get_rank() if world > 1 else 0), world, device
+    return (dist.get_rank() if dist.is_initialized() else 0), world, device
 
 
 def save_atomic(obj, path):
@@ -192,8 +194,8 @@ def wrap(model, cfg, world, device):
     model.to(device)
     if cfg.channels_last and not cfg.arch.startswith("vit"):
         model.to(memory_format=torch.channels_last)
-    if world > 1:
-        if cfg.method == "mocov3" and device.type == "cuda":
+    if dist.is_initialized():
+        if cfg.method == "mocov3" and device.type == "cuda" and world > 1:
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # as moco-v3 does
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return model
@@ -276,6 +278,10 @@ def monitor(cfg, model, run, epoch, epoch_s, writer, log):
                                   knn_share=cost / epoch_s)) + "\n")
 
 
+def group():
+    return f", process group {dist.get_backend()} x{dist.get_world_size()}" if dist.is_initialized() else ""
+
+
 def run_epochs(cfg, model, run, rank, device):
     from torch.utils.tensorboard import SummaryWriter
 
@@ -289,7 +295,8 @@ def run_epochs(cfg, model, run, rank, device):
     log = open(os.path.join(cfg.out, "log.jsonl"), "a") if rank == 0 else None
     ctx = dict(device=device, scaler=run["scaler"], health=run["health"], writer=writer, log=log, save=save, rank=rank)
     logger.info(f"{cfg.method} {cfg.arch}: {sampler.iters} iterations/epoch x {cfg.epochs} epochs, batch "
-                f"{cfg.batch_size}, lr {cfg.lr:.4g}, {cfg.optimizer}, amp {cfg.amp}, on {device}; out {cfg.out}")
+                f"{cfg.batch_size}, lr {cfg.lr:.4g}, {cfg.optimizer}, amp {cfg.amp}, on {device}{group()}; "
+                f"out {cfg.out}")
     start = run["start"]
     try:
         for epoch in range(start[0], cfg.epochs):
@@ -314,6 +321,9 @@ def main(argv=None):
     p.add_argument("--resume", default="", metavar="PATH",
                    help="checkpoint to start from when OUT has none (OUT/checkpoint.pth wins); default: none")
     args = p.parse_args(argv)
+    # SIGTERM (kill, SLURM preemption) ends the run as Ctrl-C does: the loader's workers are shut down,
+    # which frees OUT/.lock (they inherit it when forked), so the same command can continue at once
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         cfg = config.from_args(args)
         if args.slurm:
