@@ -1,5 +1,6 @@
 """The protocol table is the one declaration of each task; the layout's imports point one way."""
 import ast
+import json
 import os
 import re
 import subprocess
@@ -17,59 +18,77 @@ PACKAGES = ("mocodata", "pretrain", "converters", "transfer")
 ALLOWED = {"mocodata": set(), "converters": set(), "pretrain": {"mocodata"}, "transfer": {"mocodata", "converters"}}
 
 
-def effective(task, variant):
-    path = os.path.join(REPO, "configs", protocols.get(task).config(variant))
-    if protocols.get(task).framework == "detectron2":
+def flavours(p, variant):
+    """(tag, config path) of each config a task's variant names: one per pretraining recipe, ViT size or
+    architecture where the path depends on it (tag '' where it does not)."""
+    rel = p.config(variant)
+    out = {}
+    for arch in p.archs:
+        for recipe in (["mocov3_vit"] if arch.startswith("vit") else ["mocov2_r50", "mocov3_r50"]):
+            path = rel.format(recipe=recipe, vit="_vit" if arch.startswith("vit") else "", arch=arch,
+                              size=arch.replace("vit_", "")[:1])
+            tag = recipe if "{recipe}" in rel else arch if ("{arch}" in rel or "{size}" in rel) else \
+                ("vit" if arch.startswith("vit") else "r50") if "{vit}" in rel else ""
+            out.setdefault(tag, os.path.join(REPO, "configs", path))
+    return sorted(out.items())
+
+
+CASES = [(t, v, tag, path) for t, p in protocols.TASKS.items() for v in p.configs for tag, path in flavours(p, v)]
+EXT = {"detectron2": "yaml", "detectron2-lazy": "py", "mmseg": "py", "mmpretrain": "py", "torch": "json",
+       "sklearn": "json"}
+
+
+def snapshot_name(task, variant, tag):
+    return f"{task}_{variant}{'_' + tag if tag else ''}.{EXT[protocols.get(task).framework]}"
+
+
+def effective(task, path):
+    """The config as the task's runner builds it (no overrides), as text."""
+    framework = protocols.get(task).framework
+    if framework == "detectron2":
         from transfer.detection.train_net import build_cfg
 
         return build_cfg(path).dump()
-    from transfer.segmentation.train import build_cfg
+    if framework == "detectron2-lazy":
+        from detectron2.config import LazyConfig
 
-    return build_cfg(path).pretty_text
+        from transfer.detection.lazy_train import build_cfg
+
+        return re.sub(r" at 0x[0-9a-f]+>", ">", LazyConfig.to_py(build_cfg(path))) + "\n"  # functions' addresses
+    if framework == "mmseg":
+        from transfer.segmentation.train import build_cfg
+
+        return build_cfg(path).pretty_text
+    if framework == "mmpretrain":
+        from mmengine.config import Config
+
+        return Config.fromfile(path).pretty_text
+    from transfer.classification import load_config
+
+    return json.dumps(load_config(path), indent=1) + "\n"
 
 
-@pytest.mark.parametrize("task", ["voc", "coco", "seg"])
-@pytest.mark.parametrize("variant", protocols.VARIANTS)
-def test_effective_configs_are_unchanged(task, variant):
-    """The configs as the runners build them, byte for byte as before the protocol table existed."""
-    ext = "yaml" if protocols.get(task).framework == "detectron2" else "py"
-    if ext == "yaml":  # dumped with detectron2 at upstream 02b5c4e2, whose defaults have keys 0.6 lacks
+@pytest.mark.parametrize("task,variant,tag,path", CASES, ids=[snapshot_name(*c[:3]) for c in CASES])
+def test_effective_configs_are_unchanged(task, variant, tag, path):
+    """The configs as the runners build them, byte for byte as dumped before the runners were refactored."""
+    framework = protocols.get(task).framework
+    if framework == "detectron2":  # dumped with detectron2 at upstream 02b5c4e2, whose defaults have keys 0.6 lacks
         pytest.importorskip("detectron2.modeling.backbone.vit", reason="registry detectron2 0.6: other defaults")
-    assert effective(task, variant) == open(os.path.join(SNAPSHOTS, f"{task}_{variant}.{ext}")).read()
-
-
-# (arch, config pattern) pairs whose config is not written yet: none
-KNOWN_GAPS = set()
+    if framework == "detectron2-lazy":
+        pytest.importorskip("detectron2.modeling.backbone.vit", reason="registry detectron2 0.6: no ViTDet")
+    assert effective(task, path) == open(os.path.join(SNAPSHOTS, snapshot_name(task, variant, tag))).read()
 
 
 def test_every_task_is_complete():
     for p in protocols.TASKS.values():
         assert p.name and p.runner and "full" in p.configs and "quick" in p.configs, p.name
-        for rel in p.configs.values():
-            for arch in p.archs:
-                recipes = ["mocov3_vit"] if arch.startswith("vit") else ["mocov2_r50", "mocov3_r50"]
-                for recipe in recipes:
-                    path = rel.format(recipe=recipe, vit="_vit" if arch.startswith("vit") else "", arch=arch,
-                                      size=arch.replace("vit_", "")[:1])
-                    assert os.path.isfile(os.path.join(REPO, "configs", path)) or (arch, rel) in KNOWN_GAPS, path
+        for variant in p.configs:
+            for _, path in flavours(p, variant):
+                assert os.path.isfile(path), path
         assert set(p.published) <= set(p.metrics), p.name  # a published number is always a row
     from mocodata import validate
 
     assert {p.data for p in protocols.TASKS.values()} <= set(validate.CHECKS)
-
-
-@pytest.mark.parametrize("task", [t for t, p in protocols.TASKS.items() if p.framework in ("mmseg", "detectron2-lazy")])
-def test_every_dense_config_builds_with_its_runner(task):
-    """Each variant for each backbone the task accepts, built the way run_suite.check_config builds it."""
-    p = protocols.get(task)
-    if p.framework == "detectron2-lazy":
-        pytest.importorskip("detectron2.modeling.backbone.vit", reason="registry detectron2 0.6: no ViTDet")
-    from importlib import import_module
-
-    build_cfg = import_module(p.runner).build_cfg
-    paths = {rel.format(size=arch.replace("vit_", "")[:1]) for rel in p.configs.values() for arch in p.archs}
-    for rel in sorted(paths):
-        assert build_cfg(os.path.join(REPO, "configs", rel)) is not None, rel
 
 
 def package_sources():
