@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib import import_module
 
 import pytest
 
@@ -42,30 +43,22 @@ def snapshot_name(task, variant, tag):
     return f"{task}_{variant}{'_' + tag if tag else ''}.{EXT[protocols.get(task).framework]}"
 
 
-def effective(task, path):
-    """The config as the task's runner builds it (no overrides), as text."""
-    framework = protocols.get(task).framework
+def text_of(framework, cfg):
     if framework == "detectron2":
-        from transfer.detection.train_net import build_cfg
-
-        return build_cfg(path).dump()
+        return cfg.dump()
     if framework == "detectron2-lazy":
         from detectron2.config import LazyConfig
 
-        from transfer.detection.lazy_train import build_cfg
+        return re.sub(r" at 0x[0-9a-f]+>", ">", LazyConfig.to_py(cfg)) + "\n"  # functions' addresses
+    if framework in ("mmseg", "mmpretrain"):
+        return cfg.pretty_text
+    return json.dumps(cfg, indent=1) + "\n"
 
-        return re.sub(r" at 0x[0-9a-f]+>", ">", LazyConfig.to_py(build_cfg(path))) + "\n"  # functions' addresses
-    if framework == "mmseg":
-        from transfer.segmentation.train import build_cfg
 
-        return build_cfg(path).pretty_text
-    if framework == "mmpretrain":
-        from mmengine.config import Config
-
-        return Config.fromfile(path).pretty_text
-    from transfer.classification import load_config
-
-    return json.dumps(load_config(path), indent=1) + "\n"
+def effective(task, path):
+    """The config as the task's runner builds it (no overrides), as text."""
+    p = protocols.get(task)
+    return text_of(p.framework, import_module(p.runner).build_cfg(path))
 
 
 @pytest.mark.parametrize("task,variant,tag,path", CASES, ids=[snapshot_name(*c[:3]) for c in CASES])
@@ -89,6 +82,39 @@ def test_every_task_is_complete():
     from mocodata import validate
 
     assert {p.data for p in protocols.TASKS.values()} <= set(validate.CHECKS)
+
+
+# per framework: a real key with a new value and where it shows in the effective config, and a misspelt key
+OVERRIDES = {
+    "detectron2": (["SOLVER.MAX_ITER", "7"], "MAX_ITER: 7\n", ["SOLVER.BASE_LRR", "1"]),
+    "detectron2-lazy": (["train.max_iter=7"], "cfg.train.max_iter=7\n", ["optimizer.lrr=1"]),
+    "mmseg": ({"train_cfg.max_iters": 7}, "max_iters=7", {"optim_wrapper.optimizer.lrr": 1}),
+    "mmpretrain": ({"train_cfg.max_epochs": 7}, "max_epochs=7", {"optim_wrapper.optimizer.lrr": 1}),
+}
+
+
+@pytest.mark.parametrize("task", list(protocols.TASKS))
+def test_every_task_builds_its_config_with_its_runner(task):
+    """Every runner has build_cfg(config, overrides): a real key reaches the effective config, a misspelt
+    one is refused naming it, and a runner that takes no overrides refuses any."""
+    from transfer import BadInput
+
+    p = protocols.get(task)
+    if p.framework.startswith("detectron2"):
+        pytest.importorskip("detectron2.modeling.backbone.vit", reason="registry detectron2 0.6: other defaults")
+    build_cfg = import_module(p.runner).build_cfg
+    path = dict(flavours(p, "quick"))
+    path = path.get("") or path.get("mocov2_r50") or path.get("r50") or next(iter(path.values()))
+    if p.framework not in OVERRIDES:
+        assert text_of(p.framework, build_cfg(path)) == effective(task, path)
+        with pytest.raises(BadInput, match="take none"):
+            build_cfg(path, {"k": 1})
+        return
+    real, shown, typo = OVERRIDES[p.framework]
+    before, after = effective(task, path), text_of(p.framework, build_cfg(path, real))
+    assert shown not in before and shown in after
+    with pytest.raises(BadInput, match="(?i)lrr"):
+        build_cfg(path, typo)
 
 
 def package_sources():

@@ -2,6 +2,8 @@
 and the run's own checkpoints trusted while it resumes."""
 import os
 
+from transfer import BadInput
+
 
 def unknown_options(cfg, options):
     """The --cfg-options keys that name nothing in the config (MMEngine would add them silently)."""
@@ -17,6 +19,27 @@ def unknown_options(cfg, options):
                 bad.append(key)
                 break
     return bad
+
+
+def build_cfg(config, overrides=()):
+    """The one way an MMEngine protocol config is built: the file, then the --cfg-options dict (as
+    DictAction parses it), of keys the config has."""
+    from mmengine.config import Config
+
+    if not os.path.isfile(config):
+        raise BadInput(f"--config {config}: no such file")
+    try:
+        cfg = Config.fromfile(config)
+    except Exception as e:  # mmengine raises many types for a config it cannot read
+        raise BadInput(f"--config {config}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                       "fix the file") from None
+    bad = unknown_options(cfg, overrides)
+    if bad:
+        raise BadInput(f"--cfg-options {', '.join(bad)}: no such key in {config}; check the spelling against the "
+                       "config (MMEngine would add it silently and change nothing)")
+    if overrides:
+        cfg.merge_from_dict(dict(overrides))
+    return cfg
 
 
 def trust_own_checkpoints(runner):

@@ -12,6 +12,7 @@ import sys
 
 from transfer import protocols
 from transfer.classification import mmrun
+from transfer.classification.mmrun import build_cfg  # noqa: F401  (the runner contract)
 
 RECIPES = {k: v for k, v in protocols.RECIPES.items() if k.startswith("mocov3_vit_")}  # the fine-tune recipes
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transfer.classification import BadInput, build_model, load_config, need_keys, parser, refuse, write_results
+from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
 from transfer.classification import backbone, features
 
 TASK = "knn"
@@ -105,7 +105,7 @@ def knn_classify(train_feats, train_labels, test_feats, test_labels, ks, T, num_
 
 def prepare(args):
     """Everything checked before any work: config, data, weights, layer. Raises BadInput."""
-    cfg = load_config(args.config)
+    cfg = build_cfg(args.config)
     need_keys(cfg, KEYS, args.config)
     cfg["_path"] = args.config
     train, val = check_data(cfg, args.data_root)

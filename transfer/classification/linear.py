@@ -12,6 +12,7 @@ import sys
 
 from transfer import protocols
 from transfer.classification import mmrun
+from transfer.classification.mmrun import build_cfg  # noqa: F401  (the runner contract)
 
 RECIPES = protocols.RECIPES  # the official facts of each recipe, in the protocol table
 

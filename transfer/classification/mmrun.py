@@ -9,7 +9,7 @@ import argparse
 import os
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner, find_latest_checkpoint
 
@@ -18,7 +18,8 @@ from transfer.classification import BadInput, atomic_json, refuse
 from transfer.classification import stages  # noqa: F401  (registers the Feature1-5 modules and metrics)
 from transfer import fingerprint
 from transfer.loadcheck import check_loaded
-from transfer.mmengine_run import trust_own_checkpoints, unknown_options
+from transfer import mmengine_run
+from transfer.mmengine_run import trust_own_checkpoints
 
 VIT_TYPES = ("VisionTransformer", "MoCoV3ViT")
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
@@ -38,23 +39,12 @@ def parser(description):
     return p
 
 
-def load_config(args):
-    if not os.path.isfile(args.config):
-        raise BadInput(f"--config {args.config}: no such file; give one of configs/mmpretrain/*.py")
-    try:
-        cfg = Config.fromfile(args.config)
-        bad = unknown_options(cfg, args.cfg_options)
-        if args.cfg_options and not bad:
-            cfg.merge_from_dict(args.cfg_options)
-    except Exception as e:  # mmengine raises many types for a config it cannot read
-        raise BadInput(f"--config {args.config}: cannot be read ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                       "fix the file or the --cfg-options") from None
-    if bad:
-        raise BadInput(f"--cfg-options {', '.join(bad)}: no such key in {args.config}; check the spelling "
-                       "against the config (MMEngine would add it silently and change nothing)")
+def build_cfg(config, overrides=()):
+    """The one way an mmpretrain protocol config is built (the MMEngine one), naming its task, recipe and data."""
+    cfg = mmengine_run.build_cfg(config, overrides)
     for key in ("task", "recipe", "data_dir"):
         if key not in cfg:
-            raise BadInput(f"--config {args.config}: no '{key}' key; the runners read configs/mmpretrain/*.py, "
+            raise BadInput(f"--config {config}: no '{key}' key; the runners read configs/mmpretrain/*.py, "
                            "which name their task, recipe and data folder")
     return cfg
 
@@ -157,9 +147,9 @@ def set_data(cfg, root):
     return classes
 
 
-def build_cfg(args, tasks, recipes):
+def run_cfg(args, tasks, recipes):
     """(effective config, the weights' tensors or None); raises BadInput before anything is written."""
-    cfg = load_config(args)
+    cfg = build_cfg(args.config, args.cfg_options or ())
     if cfg.task not in tasks:
         raise BadInput(f"--config {args.config} is a '{cfg.task}' config; this runner runs {' / '.join(tasks)} "
                        f"(python -m transfer.classification.{'finetune' if cfg.task == 'finetune' else 'linear'})")
@@ -262,7 +252,7 @@ def main(argv, description, facts_of, tasks, recipes, frozen):
     (facts, official facts of the recipe); recipes: the recipe names the runner knows."""
     args = parser(description).parse_args(argv)
     try:
-        cfg, expected = build_cfg(args, tasks, recipes)
+        cfg, expected = run_cfg(args, tasks, recipes)
     except BadInput as e:
         return refuse(str(e))
     runner = Runner.from_cfg(cfg)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from mocodata.classes import VOC_CLASSES
-from transfer.classification import BadInput, build_model, atomic_json, load_config, need_keys, parser, refuse, write_results
+from transfer.classification import BadInput, build_cfg, build_model, atomic_json, need_keys, parser, refuse, write_results
 from transfer.classification import backbone, features
 
 KEYS = ("mode", "voc_dir", "train_split", "test_split", "layers", "preprocess", "costs", "cv_folds",
@@ -239,7 +239,7 @@ def check_data(cfg, root):
 
 def prepare(args):
     """Everything checked before any work: config, data, weights, layers. Raises BadInput."""
-    cfg = load_config(args.config)
+    cfg = build_cfg(args.config)
     need_keys(cfg, KEYS + (LOWSHOT_KEYS if cfg.get("mode") == "lowshot" else ()), args.config)
     if cfg["mode"] not in ("full", "lowshot") or cfg["short_classes"] not in ("refuse", "skip"):
         raise BadInput(f"--config {args.config}: mode must be full|lowshot and short_classes refuse|skip")

@@ -23,7 +23,7 @@ from detectron2.utils import comm
 from omegaconf import OmegaConf
 
 from mocodata import register, validate
-from transfer import fingerprint, loadcheck
+from transfer import BadInput, fingerprint, loadcheck
 
 TASK = "coco-vitdet"
 logger = logging.getLogger("detectron2.transfer")
@@ -67,8 +67,8 @@ def preflight(args):
             return f"--weights {args.weights}: {problem}. Convert the MoCo v3 checkpoint with converters/to_detectron2.py."
     try:
         cfg = build_cfg(args.config, args.opts)
-    except KeyError as e:
-        return str(e.args[0])
+    except BadInput as e:
+        return str(e)
     except Exception as e:
         return f"--config {args.config}: cannot be loaded ({type(e).__name__}: {e})."
     world = args.num_gpus * args.num_machines
@@ -79,15 +79,16 @@ def preflight(args):
     return None
 
 
-def build_cfg(config, opts=()):
+def build_cfg(config, overrides=()):
     """The one way a ViTDet protocol config is built: the LazyConfig, then key=value overrides of keys it has
     (LazyConfig would add a misspelt key silently)."""
     cfg = LazyConfig.load(config)
     absent = object()
-    unknown = [o for o in opts if "=" not in o or OmegaConf.select(cfg, o.split("=", 1)[0], default=absent) is absent]
+    unknown = [o for o in overrides
+               if "=" not in o or OmegaConf.select(cfg, o.split("=", 1)[0], default=absent) is absent]
     if unknown:
-        raise KeyError(f"--opts {' '.join(unknown)}: no such key in {config} (write key=value with an existing key).")
-    return LazyConfig.apply_overrides(cfg, list(opts))
+        raise BadInput(f"--opts {' '.join(unknown)}: no such key in {config} (write key=value with an existing key).")
+    return LazyConfig.apply_overrides(cfg, list(overrides))
 
 
 def weights_problem(path):

@@ -19,7 +19,7 @@ from detectron2.engine import DefaultTrainer, default_argument_parser, default_s
 from detectron2.utils import comm
 
 from mocodata import register
-from transfer import fingerprint, loadcheck
+from transfer import BadInput, fingerprint, loadcheck
 from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.coco_eval import FastCOCOEvaluator
 from transfer.detection.voc_eval import FastPascalVOCDetectionEvaluator
@@ -79,14 +79,15 @@ def check_backbone_loaded(path, model):
     return loadcheck.check_loaded(path, expected, actual, new=[r"^res5\.norm\."])  # the protocol's extra norm
 
 
-def build_cfg(config_file, opts=(), world_size=None):
-    """The one way a detectron2 protocol config is built: the file, the overrides, then (for a run)
-    what the world size and the device change."""
+def build_cfg(config, overrides=()):
+    """The one way a detectron2 protocol config is built: the file, then the --opts KEY VALUE pairs (keys
+    the config has: yacs refuses others)."""
     cfg = get_cfg()
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    if world_size is not None:
-        adapt_to_world(cfg, world_size)
+    cfg.merge_from_file(config)
+    try:
+        cfg.merge_from_list(list(overrides))
+    except (KeyError, ValueError, AssertionError, AttributeError) as e:
+        raise BadInput(f"--opts {' '.join(overrides)}: {e}") from None
     return cfg
 
 
@@ -104,7 +105,8 @@ def adapt_to_world(cfg, world_size):
 
 
 def setup(args):
-    cfg = build_cfg(args.config_file, args.opts, comm.get_world_size())
+    cfg = build_cfg(args.config_file, args.opts)
+    adapt_to_world(cfg, comm.get_world_size())  # what the world size and the device change
     cfg.freeze()
     default_setup(cfg, args)  # logs the environment, writes the effective config.yaml
     return cfg

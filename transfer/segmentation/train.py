@@ -11,14 +11,14 @@ import json
 import os
 
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from transfer import fingerprint, loadcheck
-from transfer.mmengine_run import trust_own_checkpoints, unknown_options
+from transfer.mmengine_run import build_cfg, trust_own_checkpoints
 
 
 class BackboneLoadedCheck(Hook):
@@ -58,20 +58,9 @@ def set_data_root(cfg, root):
             d.data_root = os.path.join(root, cfg.get("moco_data_dir", "VOC2012"))
 
 
-def build_cfg(config, options=None):
-    """The one way an MMSeg protocol config is built: the file, then the --cfg-options (known keys only)."""
-    cfg = Config.fromfile(config)
-    bad = unknown_options(cfg, options)
-    if bad:
-        raise KeyError(f"--cfg-options {', '.join(bad)}: no such key in {config}")
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
-
-
 def run_cfg(args):
     """The protocol config plus this run's data root, folder, seed and launcher, and the weights."""
-    cfg = build_cfg(args.config, args.cfg_options)
+    cfg = build_cfg(args.config, args.cfg_options or ())
     set_data_root(cfg, args.data_root)
     cfg.work_dir = args.work_dir
     cfg.launcher = args.launcher
