@@ -209,11 +209,17 @@ def cpu_notes(cfg, device):
     return []
 
 
+def builtin_train():
+    """The built-in ImageFolder, made on first use (imported here: it needs pycocotools, which a run on
+    the user's own --data does not)."""
+    from mocodata.builtin import default_demo_root, make_demo
+
+    return os.path.join(make_demo(default_demo_root()), "imagenet", "train")
+
+
 def prepare(cfg, resume, rank, world, device):
     """Every check that can refuse the run, before anything is written: config for this device,
     data, --out, the checkpoint to continue from. Returns what the run needs."""
-    from mocodata.builtin import default_demo_root, make_demo
-
     config.check_device(config.resolve(cfg, device), device)
     if cfg.channels_last and cfg.arch.startswith("vit"):
         raise config.ConfigError("--channels-last: a ViT has no convolutional feature maps to lay out; drop the flag")
@@ -221,7 +227,7 @@ def prepare(cfg, resume, rank, world, device):
         raise config.ConfigError(f"--bn-splits {cfg.bn_splits}: must divide each process's batch "
                                  f"({cfg.batch_size} / {world} processes = {cfg.batch_size // world})")
     check_out(cfg.out)
-    data_root = cfg.data or os.path.join(make_demo(default_demo_root()), "imagenet", "train")
+    data_root = cfg.data or builtin_train()
     loader, sampler = data.two_crop_loader(data_root, cfg, rank, world)
     val_root = knn_root(cfg, data_root)
     torch.manual_seed(cfg.seed)
