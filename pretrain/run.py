@@ -191,6 +191,8 @@ def knn_root(cfg, data_root):
 
 
 def wrap(model, cfg, world, device):
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: as moco main_moco.py sets it
     model.to(device)
     if cfg.channels_last and not cfg.arch.startswith("vit"):
         model.to(memory_format=torch.channels_last)
