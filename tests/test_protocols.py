@@ -78,7 +78,7 @@ def test_every_task_is_complete():
         for variant in p.configs:
             for _, path in flavours(p, variant):
                 assert os.path.isfile(path), path
-        assert set(p.published) <= set(p.metrics), p.name  # a published number is always a row
+        assert set(p.published) | set(p.baselines) <= set(p.metrics), p.name  # a published number is always a row
     from mocodata import validate
 
     assert {p.data for p in protocols.TASKS.values()} <= set(validate.CHECKS)
@@ -125,14 +125,81 @@ def package_sources():
                     yield os.path.join(d, f)
 
 
+def all_refs(p):
+    """(metric, Ref) of a protocol's published numbers and baselines."""
+    refs = [(m, r) for m, ref in p.published.items() for r in (ref.values() if isinstance(ref, dict) else [ref])]
+    return refs + [(m, r) for m, refs in p.baselines.items() for r in refs]
+
+
 def test_each_published_number_is_written_once():
     text = {path: open(path).read() for path in package_sources()}
     for p in protocols.TASKS.values():
-        refs = [(m, r) for m, ref in p.published.items() for r in (ref.values() if isinstance(ref, dict) else [ref])]
+        refs = all_refs(p)
         for metric, ref in refs:
-            pattern = re.compile(rf"(?<![\d.]){re.escape(repr(ref.value))}(?![\d])")
+            pattern = re.compile(rf"(?<![\d.]){re.escape(repr(ref.value))}0*(?![\d])")  # 31.60 is 31.6
             places = [os.path.relpath(path, REPO) for path, t in text.items() for _ in pattern.finditer(t)]
             assert places and set(places) == {"transfer/protocols.py"}, (p.name, metric, places)
+
+
+# open-mmlab/mmselfsup, branch openselfsup, docs/MODEL_ZOO.md at commit 0b768363, written here from the file:
+# rows "ImageNet, torchvision", "Random, kaiming", "MoCo v2, selfsup/moco/r50_v2.py"
+MODEL_ZOO = {
+    "random": {"svm best layer": ("feat2", 30.54), "low-shot": [9.15, 9.39, 11.09, 12.3, 14.3, 17.41, 21.32, 23.77],
+               "imagenet feat1-5, avgpool": [11.37, 16.21, 13.47, 9.07, 6.54, 4.35],
+               "places205 feat1-5": [17.19, 21.70, 19.23, 14.59, 11.73], "voc07+12 AP50/AP/AP75": [59.02, 32.83, 31.60]},
+    "supervised": {"svm best layer": ("feat5", 87.17),
+                   "low-shot": [52.99, 63.55, 73.7, 78.79, 81.76, 83.75, 85.18, 85.97],
+                   "imagenet feat1-5, avgpool": [15.18, 33.96, 47.86, 67.56, 76.17, 74.12],
+                   "places205 feat1-5": [21.27, 36.10, 43.03, 51.38, 53.05], "voc07+12 AP50/AP/AP75": [81.58, 54.19, 59.80]},
+    "MoCo v2 (OpenSelfSup)": {"svm best layer": ("feat5", 84.26),
+                              "low-shot": [43.0, 52.48, 63.43, 71.74, 76.35, 78.9, 81.31, 82.45],
+                              "imagenet feat1-5, avgpool": [14.74, 32.81, 44.95, 61.61, 66.73, 67.69],
+                              "places205 feat1-5": [21.88, 35.75, 43.65, 49.99, 52.57],
+                              "voc07+12 AP50/AP/AP75": [82.24, 56.97, 63.43]},
+}
+
+
+def baseline(task, metric, init):
+    found = [r for r in protocols.get(task).baselines.get(metric, ()) if r.init == init and "MODEL_ZOO.md" in r.source]
+    assert len(found) == 1, (task, metric, init, found)  # once in the table
+    assert "MODEL_ZOO.md @0b768363" in found[0].source and found[0].setup, found[0]
+    return found[0].value
+
+
+@pytest.mark.parametrize("init", list(MODEL_ZOO))
+def test_baselines_are_the_model_zoo_rows(init):
+    row = MODEL_ZOO[init]
+    layer, best = row["svm best layer"]
+    assert baseline("svm", f"svm/mAP_{layer}", init) == best  # a best-layer number sits in its layer's row
+    for k, v in zip(protocols.LOWSHOT_K, row["low-shot"]):
+        assert baseline("svm-lowshot", f"svm_lowshot/mAP_feat5_k{k}", init) == v
+    for i in range(5):
+        assert baseline("linear-stages", f"feat{i + 1}/top1", init) == row["imagenet feat1-5, avgpool"][i]
+        assert baseline("linear-stages-places", f"feat{i + 1}/top1", init) == row["places205 feat1-5"][i]
+    assert baseline("linear", "accuracy/top1", init) == row["imagenet feat1-5, avgpool"][5]
+    for metric, v in zip(("bbox/AP50", "bbox/AP", "bbox/AP75"), row["voc07+12 AP50/AP/AP75"]):
+        assert baseline("voc", metric, init) == v
+    assert not protocols.get("coco").baselines  # the zoo's COCO table is Mask R-CNN C4 2x: another protocol
+
+
+def test_a_best_layer_number_says_so_where_it_is_not_feat5():
+    random_k96 = [r for r in protocols.get("svm-lowshot").baselines["svm_lowshot/mAP_feat5_k96"] if r.init == "random"]
+    assert "feat2, NOT feat5" in random_k96[0].setup
+    assert "svm/mAP_feat5" not in {m for m, refs in protocols.get("svm").baselines.items()
+                                   for r in refs if r.init == "random"}
+
+
+def test_every_published_number_names_what_measured_it():
+    for p in protocols.TASKS.values():
+        for metric, ref in all_refs(p):
+            assert ref.source and ref.setup, (p.name, metric, ref)
+    coco = protocols.get("coco").refs("mocov2_r50", "resnet50")["bbox/AP"]
+    assert coco.value == 40.2 and "mmdetection" in coco.setup and "mask-rcnn_r50_fpn_ms-1x_coco.py" in coco.setup
+    voc = protocols.get("voc")
+    assert "detectron2" in voc.refs()["bbox/AP50"].setup  # 82.4: moco's detectron2 config, ours
+    seeds_voc = [r for r in voc.baselines["bbox/AP50"] if r.value == 81.06]
+    assert len(seeds_voc) == 1 and "faster-rcnn_r50-c4_ms-24k_voc0712.py" in seeds_voc[0].setup
+    assert not protocols.get("svm").baseline_refs("vit_base")  # ResNet-50 baselines are not shown for a ViT
 
 
 def imports_of(path):

@@ -60,9 +60,15 @@ RECIPES.update(FINETUNE_RECIPES)
 
 @dataclass(frozen=True)
 class Ref:
-    """A published number and where it was published."""
+    """A published number, where it was published, what measured it and from which initialisation."""
     value: float
-    source: str
+    source: str  # the document: repository and path, or paper and table
+    setup: str = ""  # the framework and config that measured it, and where it differs from our protocol
+    init: str = "MoCo"  # the backbone it started from: the checkpoint's method, or a baseline (BASELINE_INITS)
+
+    def by(self):
+        """'moco detection/README; detectron2, ...': who published it and what measured it."""
+        return f"{self.source}; {self.setup}" if self.setup else self.source
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,7 @@ class Protocol:
     weights: str  # the form the runner reads: detectron2 (.pkl) | mmseg (.pth)
     metrics: tuple  # report rows, as report.flat_metrics names the framework's results
     published: dict = field(default_factory=dict)  # metric -> Ref, or -> {recipe or arch: Ref}
+    baselines: dict = field(default_factory=dict)  # metric -> (Ref, ...): random init, supervised, ... (ResNet-50)
     facts: dict = field(default_factory=dict)  # protocol facts; the fingerprint lists every deviation
     archs: tuple = ("resnet50",)  # backbones it accepts (converters.sources arch names)
     gpus: int = 8  # GPUs of the published run
@@ -88,6 +95,10 @@ class Protocol:
                 out[metric] = ref
         return out
 
+    def baseline_refs(self, arch=None):
+        """metric -> (Ref, ...) of the baselines; all were measured on a ResNet-50, so none for a ViT."""
+        return {} if arch and arch != "resnet50" else dict(self.baselines)
+
     def config(self, variant):
         if variant not in self.configs:
             raise KeyError(f"{self.name} has no {variant} variant (it has {', '.join(self.configs)})")
@@ -98,10 +109,21 @@ class Protocol:
 # Tab. 4 is Mask R-CNN on a plain ViT with FPN (their A.3; Li et al. 2021, arXiv:2111.11429), not ViTDet: the
 # ViTDet paper (arXiv:2203.16527) has no MoCo v3 row (its Tab. 4: random init, IN-1K/21K supervised, MAE).
 # Tab. 5 is UperNet on ADE20K, 100 epochs of 16 images, lr searched per entry (their A.4).
-MAE_DET = "MAE paper (arXiv:2111.06377) Tab. 4, row MoCo v3; ViT + FPN Mask R-CNN, not ViTDet"
-MAE_SEG = "MAE paper (arXiv:2111.06377) Tab. 5, row MoCo v3; UperNet, 100 ep x 16 images"
+MAE_DET = ("MAE paper (arXiv:2111.06377) Tab. 4, row MoCo v3",
+           "ViT + FPN Mask R-CNN (arXiv:2111.11429), NOT ViTDet (ours: detectron2 projects/ViTDet)")
+MAE_SEG = ("MAE paper (arXiv:2111.06377) Tab. 5, row MoCo v3", "UperNet, 100 ep x 16 images, lr searched per entry")
 MOCO_DET = "moco detection/README"
 MMSELFSUP = "mmselfsup MoCo v2 README"
+# the framework and config behind each published number (mmselfsup: 1.x configs/benchmarks/...)
+VOC_OURS = "detectron2, moco detection/configs/pascal_voc_R_50_C4_24k_moco.yaml (= ours)"
+COCO_MMDET = ("mmdetection, mmselfsup mmdetection/coco/mask-rcnn_r50_fpn_ms-1x_coco.py "
+              "(ours: detectron2 R50-FPN 1x, the same schedule in another framework)")
+SEG_OURS = "MMSeg, mmselfsup mmsegmentation/voc12aug/fcn_r50-d8_4xb4-20k_voc12aug-512x512.py (= ours)"
+KNN_MMS = "mmselfsup tools/benchmarks/classification/knn_imagenet (= ours)"
+SVM_MMS = "mmselfsup tools/benchmarks/classification/svm_voc07 (= ours)"
+LINCLS = "{} main_lincls.py (= ours)"
+MHEAD = "mmpretrain, mmselfsup classification/{}.py (= ours)"
+DEIT_FT = "DeiT main.py with moco-v3 CONFIG.md's settings (ours: the same recipe in mmpretrain)"
 VITS = ("vit_small", "vit_base", "vit_large")
 # layer_decay: ViT-B's (mmseg configs/mae); no ViT-L value is published, the ViT-L configs' 0.75 is a decision
 # (see them) and a ViT-L run lists it as a deviation
@@ -112,6 +134,61 @@ SVM_FACTS = dict(preprocess={"resize": 256, "squash": 224, "interpolation": "bil
                  costs=[1.0, 10.0, 100.0] + [0.5 ** n for n in range(4, 20)], cv_folds=3,
                  normalise="x/(||x||+1e-5) float64", train_images=5011, test_images=4952, classes=20, skipped_classes=[])
 
+# Baselines: the same benchmarks from random initialisation and from supervised ImageNet weights, so a
+# checkpoint's number sits between them. OpenSelfSup's model zoo measured three ResNet-50s with one benchmark
+# code base (open-mmlab/mmselfsup, branch openselfsup, docs/MODEL_ZOO.md at commit 0b768363; earlier versions
+# of the file differ): rows "Random, kaiming", "ImageNet, torchvision" and "MoCo v2" (selfsup/moco/r50_v2.py).
+# Its MoCo v2 numbers differ a little from the seeds' (mmselfsup 1.x); they are kept as one set with the other
+# two, and `published` stays the MoCo reference. Its COCO table (Mask R-CNN R50-C4 2x) is another protocol than
+# our R50-FPN 1x `coco` and is left out. The MoCo paper's (arXiv:1911.05722) random-init rows are not here:
+# no text of the paper was at hand to check them against.
+BASELINE_INITS = ("random", "supervised", "MoCo v2 (OpenSelfSup)")
+ZOO = "OpenSelfSup docs/MODEL_ZOO.md @0b768363"
+ZOO_SVM = "OpenSelfSup benchmarks/dist_test_svm_pretrain.sh (VOC07 SVM, cost by 3-fold CV)"
+ZOO_MULTI = "OpenSelfSup configs/benchmarks/linear_classification/{}/r50_multihead.py, last epoch"
+ZOO_LAST = "OpenSelfSup .../imagenet/r50_last.py (moco's lr 30, 100 ep, 256 per update), BEST epoch"
+ZOO_VOC = "detectron2, OpenSelfSup benchmarks/detection/configs/pascal_voc_R_50_C4_24k_moco.yaml (= ours)"
+# per init: VOC07 SVM (best layer, value), low-shot k=1..96 at that layer, ImageNet feat1-5 and avgpool,
+# Places205 feat1-5, VOC07+12 Faster R-CNN C4 24k AP50/AP/AP75
+ZOO_ROWS = {
+    "random": dict(svm=("feat2", 30.54), lowshot=(9.15, 9.39, 11.09, 12.3, 14.3, 17.41, 21.32, 23.77),
+                   imagenet=(11.37, 16.21, 13.47, 9.07, 6.54, 4.35), places=(17.19, 21.70, 19.23, 14.59, 11.73),
+                   voc=(59.02, 32.83, 31.60)),
+    "supervised": dict(svm=("feat5", 87.17), lowshot=(52.99, 63.55, 73.7, 78.79, 81.76, 83.75, 85.18, 85.97),
+                       imagenet=(15.18, 33.96, 47.86, 67.56, 76.17, 74.12), places=(21.27, 36.10, 43.03, 51.38, 53.05),
+                       voc=(81.58, 54.19, 59.80)),
+    "MoCo v2 (OpenSelfSup)": dict(svm=("feat5", 84.26),
+                                  lowshot=(43.0, 52.48, 63.43, 71.74, 76.35, 78.9, 81.31, 82.45),
+                                  imagenet=(14.74, 32.81, 44.95, 61.61, 66.73, 67.69),
+                                  places=(21.88, 35.75, 43.65, 49.99, 52.57), voc=(82.24, 56.97, 63.43)),
+}
+
+
+def zoo_refs(task, init, row):
+    """metric -> Ref of one ZOO_ROWS row for one of our tasks (the ImageNet avgpool column is `linear`'s)."""
+    layer, best = row["svm"]
+    if task == "svm":  # a best-layer number: it goes to the row of its layer
+        return {f"svm/mAP_{layer}": Ref(best, ZOO, f"{ZOO_SVM}; the row's best layer", init)}
+    if task == "svm-lowshot":  # measured at the row's best layer, which for random init is not feat5
+        at = f"{ZOO_SVM}, low-shot at {layer}" + ("" if layer == "feat5" else ", NOT feat5 (the row's best layer)")
+        return {f"svm_lowshot/mAP_feat5_k{k}": Ref(v, ZOO, at, init) for k, v in zip(LOWSHOT_K, row["lowshot"])}
+    if task in ("linear-stages", "linear-stages-places"):
+        values, data = (row["imagenet"][:5], "imagenet") if task == "linear-stages" else (row["places"], "places205")
+        return {f"feat{i}/top1": Ref(v, ZOO, ZOO_MULTI.format(data), init) for i, v in enumerate(values, 1)}
+    if task == "linear":
+        return {"accuracy/top1": Ref(row["imagenet"][5], ZOO, ZOO_LAST, init)}
+    return {m: Ref(v, ZOO, ZOO_VOC, init) for m, v in zip(("bbox/AP50", "bbox/AP", "bbox/AP75"), row["voc"])}
+
+
+def zoo_baselines(task, *extra):
+    """metric -> (Ref, ...): the zoo's three rows for `task`, then any `extra` {metric: Ref} dicts."""
+    out = {}
+    for refs in [zoo_refs(task, init, row) for init, row in ZOO_ROWS.items()] + list(extra):
+        for metric, ref in refs.items():
+            out[metric] = out.get(metric, ()) + (ref,)
+    return out
+
+
 TASKS = {p.name: p for p in [
     Protocol(
         name="voc", framework="detectron2", runner="transfer.detection.train_net", data="voc", weights="detectron2",
@@ -119,7 +196,13 @@ TASKS = {p.name: p for p in [
                  "lowgpu": "detectron2/pascal_voc_R_50_C4_24k_moco_lowgpu.yaml",
                  "quick": "detectron2/pascal_voc_R_50_C4_quick.yaml"},
         metrics=("bbox/AP50", "bbox/AP", "bbox/AP75"),
-        published={"bbox/AP50": Ref(82.4, MOCO_DET), "bbox/AP": Ref(57.0, MOCO_DET), "bbox/AP75": Ref(63.6, MOCO_DET)},
+        published={"bbox/AP50": Ref(82.4, MOCO_DET, VOC_OURS), "bbox/AP": Ref(57.0, MOCO_DET, VOC_OURS),
+                   "bbox/AP75": Ref(63.6, MOCO_DET, VOC_OURS)},
+        baselines=zoo_baselines(
+            "voc", {m: Ref(v, MOCO_DET, VOC_OURS, "supervised") for m, v in
+                    zip(("bbox/AP50", "bbox/AP", "bbox/AP75"), (81.3, 53.5, 58.8))},
+            {"bbox/AP50": Ref(81.06, MMSELFSUP, "mmdetection, mmselfsup mmdetection/voc0712/"
+                                                "faster-rcnn_r50-c4_ms-24k_voc0712.py: NOT ours", "MoCo v2 (mmselfsup)")}),
         facts=dict(norm="naiveSyncBN", extra_res5_norm=True, input="RGB", pixel_mean=RGB_MEAN, pixel_std=RGB_STD,
                    stem=TORCHVISION_STEM, stride_in_1x1=False, freeze_at=0, precise_bn=True,
                    images_per_update=16, bn_images=16, base_lr=0.02, max_iter=24000, steps=[18000, 22000],
@@ -130,8 +213,8 @@ TASKS = {p.name: p for p in [
                  "lowgpu": "detectron2/coco_R_50_FPN_1x_moco_lowgpu.yaml",
                  "quick": "detectron2/coco_R_50_FPN_quick.yaml"},
         metrics=("bbox/AP", "bbox/AP50", "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75"),
-        published={"bbox/AP": Ref(40.2, MMSELFSUP), "bbox/AP50": Ref(59.7, MMSELFSUP), "bbox/AP75": Ref(44.2, MMSELFSUP),
-                   "segm/AP": Ref(36.1, MMSELFSUP), "segm/AP50": Ref(56.7, MMSELFSUP), "segm/AP75": Ref(38.8, MMSELFSUP)},
+        published={m: Ref(v, MMSELFSUP, COCO_MMDET) for m, v in zip(
+            ("bbox/AP", "bbox/AP50", "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75"), (40.2, 59.7, 44.2, 36.1, 56.7, 38.8))},
         facts=dict(norm="SyncBN", fpn_norm="SyncBN", input="RGB", pixel_mean=RGB_MEAN, pixel_std=RGB_STD,
                    stem=TORCHVISION_STEM, stride_in_1x1=False, freeze_at=0, precise_bn=True,
                    images_per_update=16, bn_images=16, base_lr=0.02, max_iter=90000, steps=[60000, 80000],
@@ -142,7 +225,7 @@ TASKS = {p.name: p for p in [
                  "lowgpu": "mmseg/fcn_r50-d8_1xb4-20k_voc12aug-512x512_moco_lowgpu.py",
                  "quick": "mmseg/fcn_r50-d8_quick_voc12aug.py"},
         metrics=("sem_seg/mIoU",),
-        published={"sem_seg/mIoU": Ref(67.55, MMSELFSUP)},
+        published={"sem_seg/mIoU": Ref(67.55, MMSELFSUP, SEG_OURS)},
         facts=dict(backbone="ResNet", norm="SyncBN", norm_eval=False, input="RGB", pixel_mean=RGB_MEAN,
                    pixel_std=RGB_STD, stem=TORCHVISION_STEM, images_per_update=16, bn_images=16, base_lr=0.01,
                    max_iter=20000, schedule="poly 0.9, min lr 0.0001", crop=[512, 512], test="whole")),
@@ -151,7 +234,7 @@ TASKS = {p.name: p for p in [
         name="knn", framework="torch", runner="transfer.classification.knn", data="imagenet-val", weights="checkpoint",
         configs={"full": "classification/knn_imagenet{vit}.yaml", "quick": "classification/knn_quick{vit}.yaml"},
         metrics=tuple(f"knn/top{t}_k{k}" for t in (1, 5) for k in (10, 20, 100, 200)),
-        published={f"knn/top1_k{k}": {"mocov2_r50": Ref(v, MMSELFSUP)}  # MoCo v2 R50 only: no ViT number
+        published={f"knn/top1_k{k}": {"mocov2_r50": Ref(v, MMSELFSUP, KNN_MMS)}  # MoCo v2 R50 only: no ViT number
                    for k, v in zip((10, 20, 100, 200), (55.6, 55.7, 53.7, 52.5))},
         facts=dict(layer="gap", preprocess={"resize": 256, "crop": 224, "interpolation": "bilinear"},
                    k=[10, 20, 100, 200], temperature=0.07, normalise="l2", vote="sum exp(sim/T) one-hot",
@@ -161,7 +244,7 @@ TASKS = {p.name: p for p in [
         name="svm", framework="sklearn", runner="transfer.classification.svm", data="voc07-cls", weights="checkpoint",
         configs={"full": "classification/svm_voc07{vit}.yaml", "quick": "classification/svm_quick{vit}.yaml"},
         metrics=tuple(f"svm/mAP_feat{i}" for i in (5, 1, 2, 3, 4)) + ("svm/mAP_cls",),
-        published={"svm/mAP_feat5": Ref(84.04, MMSELFSUP)},
+        published={"svm/mAP_feat5": Ref(84.04, MMSELFSUP, SVM_MMS)}, baselines=zoo_baselines("svm"),
         facts=dict(SVM_FACTS, mode="full", layers=["feat1", "feat2", "feat3", "feat4", "feat5"]),
         archs=("resnet50", *VITS), gpus=1),
     Protocol(
@@ -169,8 +252,9 @@ TASKS = {p.name: p for p in [
         weights="checkpoint",
         configs={"full": "classification/svm_voc07_lowshot.yaml", "quick": "classification/svm_lowshot_quick.yaml"},
         metrics=tuple(f"svm_lowshot/mAP_feat5_k{k}" for k in LOWSHOT_K),
-        published={f"svm_lowshot/mAP_feat5_k{k}": Ref(v, MMSELFSUP) for k, v in
+        published={f"svm_lowshot/mAP_feat5_k{k}": Ref(v, MMSELFSUP, SVM_MMS) for k, v in
                    zip(LOWSHOT_K, (43.14, 53.29, 65.34, 71.03, 75.42, 78.48, 80.88, 82.23))},
+        baselines=zoo_baselines("svm-lowshot"),
         facts=dict(SVM_FACTS, mode="lowshot", layers=["feat5"], lowshot_k=list(LOWSHOT_K), lowshot_samples=5,
                    negatives_per_positive=19), gpus=1),
     Protocol(
@@ -178,9 +262,12 @@ TASKS = {p.name: p for p in [
         weights="mmpretrain", configs={v: f"mmpretrain/linear_{{recipe}}{s}.py" for v, s in
                                        (("full", ""), ("lowgpu", "_lowgpu"), ("quick", "_quick"))},
         metrics=("accuracy/top1", "accuracy/top5"),
-        published={"accuracy/top1": {"mocov2_r50": Ref(67.5, "moco README, 200 ep"),
-                                     "mocov3_r50": Ref(68.9, "moco-v3 README, 100 ep (300 ep: 72.8, 1000 ep: 74.6)"),
-                                     "vit_small": Ref(73.2, "moco-v3 README"), "vit_base": Ref(76.7, "moco-v3 README")}},
+        published={"accuracy/top1": {
+            "mocov2_r50": Ref(67.5, "moco README, 200 ep", LINCLS.format("moco")),
+            "mocov3_r50": Ref(68.9, "moco-v3 README, 100 ep (300 ep: 72.8, 1000 ep: 74.6)", LINCLS.format("moco-v3")),
+            "vit_small": Ref(73.2, "moco-v3 README", LINCLS.format("moco-v3")),
+            "vit_base": Ref(76.7, "moco-v3 README", LINCLS.format("moco-v3"))}},
+        baselines=zoo_baselines("linear"),
         archs=("resnet50", *VITS)),
     Protocol(
         name="linear-stages", framework="mmpretrain", runner="transfer.classification.linear", data="imagenet-val",
@@ -188,7 +275,9 @@ TASKS = {p.name: p for p in [
                                        "lowgpu": "mmpretrain/linear-stages_r50_lowgpu.py",
                                        "quick": "mmpretrain/linear-stages_r50_quick.py"},
         metrics=tuple(f"feat{i}/top1" for i in range(1, 6)),
-        published={f"feat{i}/top1": Ref(v, MMSELFSUP) for i, v in enumerate((15.96, 34.22, 45.78, 61.11, 66.24), 1)}),
+        published={f"feat{i}/top1": Ref(v, MMSELFSUP, MHEAD.format("imagenet/resnet50_mhead_linear-8xb32-steplr-90e_in1k"))
+                   for i, v in enumerate((15.96, 34.22, 45.78, 61.11, 66.24), 1)},
+        baselines=zoo_baselines("linear-stages")),
     Protocol(
         name="linear-stages-places", framework="mmpretrain", runner="transfer.classification.linear",
         data="places205", weights="mmpretrain",
@@ -196,14 +285,18 @@ TASKS = {p.name: p for p in [
                  "lowgpu": "mmpretrain/linear-stages_r50_places205_lowgpu.py",
                  "quick": "mmpretrain/linear-stages_r50_places205_quick.py"},
         metrics=tuple(f"feat{i}/top1" for i in range(1, 6)),
-        published={f"feat{i}/top1": Ref(v, MMSELFSUP) for i, v in enumerate((20.92, 35.72, 42.62, 49.79, 52.25), 1)}),
+        published={f"feat{i}/top1": Ref(v, MMSELFSUP, MHEAD.format("places205/resnet50_mhead_8xb32-steplr-28e_places205"))
+                   for i, v in enumerate((20.92, 35.72, 42.62, 49.79, 52.25), 1)},
+        baselines=zoo_baselines("linear-stages-places")),
     Protocol(
         name="finetune", framework="mmpretrain", runner="transfer.classification.finetune", data="imagenet-val",
         weights="mmpretrain", configs={"full": "mmpretrain/finetune_{arch}.py", "lowgpu": "mmpretrain/finetune_{arch}_lowgpu.py",
                                        "quick": "mmpretrain/finetune_vit_quick.py"},
         metrics=("accuracy/top1", "accuracy/top5"),
-        published={"accuracy/top1": {"vit_small": Ref(81.4, "moco-v3#19, 300 ep"), "vit_base": Ref(83.2, "moco-v3 README"),
-                                     "vit_large": Ref(83.7, "mmselfsup MoCo v3 README")}},
+        published={"accuracy/top1": {
+            "vit_small": Ref(81.4, "moco-v3#19, 300 ep", DEIT_FT), "vit_base": Ref(83.2, "moco-v3 README", DEIT_FT),
+            "vit_large": Ref(83.7, "mmselfsup MoCo v3 README", "mmpretrain, mmselfsup classification/imagenet/"
+                                                               "vit-large-p16_ft-8xb64-coslr-100e_in1k.py (= ours)")}},
         archs=VITS),
     # config paths: '{size}' is s/b/l for ViT-S/B/L
     Protocol(
@@ -213,8 +306,8 @@ TASKS = {p.name: p for p in [
                  "lowgpu": "detectron2/vitdet/mask_rcnn_vitdet_{size}_100ep_moco_lowgpu.py",
                  "quick": "detectron2/vitdet/mask_rcnn_vitdet_s_quick.py"},
         metrics=("bbox/AP", "bbox/AP50", "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75"),
-        published={"bbox/AP": {"vit_base": Ref(47.9, MAE_DET), "vit_large": Ref(49.3, MAE_DET)},
-                   "segm/AP": {"vit_base": Ref(42.7, MAE_DET), "vit_large": Ref(44.0, MAE_DET)}},
+        published={"bbox/AP": {"vit_base": Ref(47.9, *MAE_DET), "vit_large": Ref(49.3, *MAE_DET)},
+                   "segm/AP": {"vit_base": Ref(42.7, *MAE_DET), "vit_large": Ref(44.0, *MAE_DET)}},
         facts=dict(backbone="ViT", window_size=14, use_rel_pos=True, pyramid_scales=[4.0, 2.0, 1.0, 0.5], input="RGB",
                    pixel_mean=RGB_MEAN, pixel_std=RGB_STD, optimizer="AdamW", base_lr=1e-4, weight_decay=0.1,
                    images_per_update=64, max_iter=184375, steps=[163889, 177546], warmup_iters=250,
@@ -226,7 +319,7 @@ TASKS = {p.name: p for p in [
                  "lowgpu": "mmseg/upernet_vit-{size}16_mln_2xb2-160k_ade20k-512x512_moco_lowgpu.py",
                  "quick": "mmseg/upernet_vit-s16_quick_ade20k.py"},
         metrics=("sem_seg/mIoU",),
-        published={"sem_seg/mIoU": {"vit_base": Ref(47.3, MAE_SEG), "vit_large": Ref(49.1, MAE_SEG)}},
+        published={"sem_seg/mIoU": {"vit_base": Ref(47.3, *MAE_SEG), "vit_large": Ref(49.1, *MAE_SEG)}},
         facts=dict(UPERNET, images_per_update=16, max_iter=160000, test="slide")),
     Protocol(
         name="seg-upernet", framework="mmseg", runner="transfer.segmentation.train", data="seg", weights="mmseg",
@@ -241,8 +334,8 @@ TASKS = {p.name: p for p in [
                          "lowgpu": "mmseg/fcn_r50-d8_1xb2-40k_cityscapes-769x769_moco_lowgpu.py",
                          "quick": "mmseg/fcn_r50-d8_quick_cityscapes.py"},
         metrics=("sem_seg/mIoU",),
-        published={"sem_seg/mIoU": Ref(71.47, "mmseg configs/fcn/metafile.yaml, fcn_r50-d8_4xb2-40k_cityscapes-769x769"
-                                                  ": SUPERVISED R-50-D8 (ResNetV1c), single scale")},
+        baselines={"sem_seg/mIoU": (Ref(71.47, "mmseg configs/fcn/metafile.yaml", "MMSeg fcn_r50-d8_4xb2-40k_cityscapes-"
+                                                  "769x769, ResNetV1c (deep stem), single scale", "supervised"),)},
         facts=dict(backbone="ResNet", norm="SyncBN", norm_eval=False, input="RGB", pixel_mean=RGB_MEAN,
                    pixel_std=RGB_STD, stem=TORCHVISION_STEM, images_per_update=8, bn_images=8, base_lr=0.01,
                    max_iter=40000, schedule="poly 0.9, min lr 0.0001", crop=[769, 769], test="slide")),

@@ -33,26 +33,53 @@ def why_missing(task, metric, runs):
     return "could not be computed: no detections, or no ground truth for it"
 
 
+def ref_dict(ref):
+    return {"init": ref.init, "value": ref.value, "source": ref.source, "setup": ref.setup}
+
+
 def summarise(runs, meta=None):
-    """Rows (task, metric, mean, std, n, published) for every metric of every task that ran."""
+    """Rows (task, metric, mean, std, n, published, baselines) for every metric of every task that ran."""
     import statistics
 
     rows, meta = [], meta or {}
     for task in dict.fromkeys(r["task"] for r in runs):
         p = protocols.TASKS.get(task)
         refs = p.refs(meta.get("recipe"), meta.get("arch")) if p else {}
+        baselines = p.baseline_refs(meta.get("arch")) if p else {}
         for metric in p.metrics if p else ():
             vals = [r["metrics"][metric] for r in runs if r["task"] == task and r["status"] == "done"
                     and r["metrics"].get(metric) is not None]
             ref = refs.get(metric)
             row = {"task": task, "metric": metric, "mean": None, "std": None, "n": len(vals),
-                   "published": ref.value if ref else None, "published_by": ref.source if ref else ""}
+                   "published": ref.value if ref else None, "published_by": ref.by() if ref else "",
+                   "baselines": [ref_dict(b) for b in baselines.get(metric, ())]}
             if vals:
                 row.update(mean=statistics.mean(vals), std=statistics.stdev(vals) if len(vals) > 1 else 0.0)
             else:
                 row["missing"] = why_missing(task, metric, runs)
             rows.append(row)
     return rows
+
+
+def by(b):
+    """'source; setup' of a baseline dict, as Ref.by() writes a published number's."""
+    return f"{b['source']}; {b['setup']}" if b["setup"] else b["source"]
+
+
+def footnotes(rows):
+    """{'source; setup': 1, ...}: every published source of the table numbered once, in order."""
+    notes = {}
+    for r in rows:
+        for text in ([r["published_by"]] if r["published"] is not None else []) + [by(b) for b in r["baselines"]]:
+            notes.setdefault(text, len(notes) + 1)
+    return notes
+
+
+def reference_cells(r, notes):
+    """(published, baselines) cells of a row: each number with its footnote."""
+    pub = f"{r['published']:.2f} [{notes[r['published_by']]}]" if r["published"] is not None else ""
+    base = ", ".join(f"{b['init']} {b['value']:.2f} [{notes[by(b)]}]" for b in r["baselines"])
+    return pub, base
 
 
 def markdown(rows, runs, meta):
@@ -62,11 +89,16 @@ def markdown(rows, runs, meta):
                 "on a few dozen images say nothing about a checkpoint, and the published numbers beside them are "
                 "for orientation only. Use `--data` for numbers to compare.", ""]
                if meta.get("builtin") else []),
-             "| task | metric | ours (mean ± std) | seeds | published |", "|---|---|---|---|---|"]
+             "| task | metric | ours (mean ± std) | seeds | published (MoCo) | baselines: random init, supervised, ... |",
+             "|---|---|---|---|---|---|"]
+    notes = footnotes(rows)
     for r in rows:
         ours = f"{r['mean']:.2f} ± {r['std']:.2f}" if r["mean"] is not None else f"n/a ({r['missing']})"
-        ref = f"{r['published']:.2f} ({r['published_by']})" if r["published"] is not None else ""
-        lines.append(f"| {r['task']} | {r['metric']} | {ours} | {r['n']} | {ref} |")
+        pub, base = reference_cells(r, notes)
+        lines.append(f"| {r['task']} | {r['metric']} | {ours} | {r['n']} | {pub} | {base} |")
+    if notes:
+        lines += ["", "Sources of the published numbers (each with the framework and config that measured it):", "",
+                  *(f"{i}. {text}" for text, i in notes.items())]
     for r in runs:
         if r["status"] != "done":
             lines.append(f"\n**{r['task']} seed {r['seed']} failed**: `{r.get('error', '').splitlines()[-1:]}`")
@@ -166,9 +198,10 @@ def write(out, runs, meta):
     runs = merged(out, runs)
     rows = summarise(runs, meta)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["task", "metric", "mean", "std", "n", "published", "published_by", "missing"])
+    w = csv.DictWriter(buf, fieldnames=["task", "metric", "mean", "std", "n", "published", "published_by", "baselines",
+                                        "missing"])
     w.writeheader()
-    w.writerows(rows)
+    w.writerows([dict(r, baselines="; ".join(f"{b['init']} {b['value']} ({by(b)})" for b in r["baselines"])) for r in rows])
     md = markdown(rows, runs, meta)
     atomic_text(os.path.join(out, "results.csv"), buf.getvalue())
     atomic_text(os.path.join(out, "results.md"), md)
