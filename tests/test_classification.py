@@ -10,6 +10,7 @@ import torch
 
 from tests.badinput import refuses
 from tests.conftest import config_path
+from transfer import perimage
 from transfer.classification import backbone, knn, svm
 
 
@@ -119,6 +120,13 @@ def test_knn_runner_end_to_end(demo_root, tmp_path, capsys):
     assert set(metrics) == {"top1_k5", "top5_k5", "top1_k20", "top5_k20"}
     assert all(0 <= v <= 100 for v in metrics.values())
     assert (tmp_path / "run" / "fingerprint.json").exists()
+    # the per-image file: every val image by its path under val/, its label, the top-1 class at each k
+    data = perimage.read(str(tmp_path / "run"))
+    val = os.path.join(demo_root, "imagenet", "val")
+    assert list(data["ids"]) == sorted(f"{c}/{f}" for c in os.listdir(val) for f in os.listdir(os.path.join(val, c)))
+    assert len(data["labels"]) == 8
+    for k in (5, 20):
+        assert perimage.metric(f"knn/top1_k{k}", data, np.ones((1, 8)))[0] == pytest.approx(metrics[f"top1_k{k}"])
 
 
 def test_svm_runners_share_the_feature_cache(demo_root, tmp_path, capsys):

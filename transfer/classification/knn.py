@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from transfer import perimage
 from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
 from transfer.classification import backbone, features
 
@@ -84,12 +85,18 @@ def neighbours(bank, queries, kmax, bank_chunk=65536, query_chunk=1024, device="
     return best_s, best_i
 
 
-def vote(sims, idx, train_labels, test_labels, k, T, num_classes):
-    """(top1, top5) in percent for the first k neighbours: sum_j exp(sim_j / T) * onehot(label_j)."""
+def ranked(sims, idx, train_labels, k, T, num_classes):
+    """(score, class), each (Q, min(5, k, classes)), of the largest votes of the first k neighbours:
+    sum_j exp(sim_j / T) * onehot(label_j)."""
     neigh = train_labels[idx[:, :k]]  # (Q, k)
     probs = torch.zeros(len(idx), num_classes, device=sims.device)
     probs.scatter_add_(1, neigh, (sims[:, :k] / T).exp())
-    score, pred = probs.topk(min(5, k, num_classes), dim=1)
+    return probs.topk(min(5, k, num_classes), dim=1)
+
+
+def vote(sims, idx, train_labels, test_labels, k, T, num_classes):
+    """(top1, top5) in percent for the first k neighbours."""
+    score, pred = ranked(sims, idx, train_labels, k, T, num_classes)
     hit = (pred == test_labels[:, None]) & (score > 0)
     return 100.0 * hit[:, 0].float().mean().item(), 100.0 * hit.any(1).float().mean().item()
 
@@ -127,11 +134,17 @@ def main(argv=None):
                                        workers=cfg["workers"])
     bank = features.get(model, wkey, train[0], train[1], "train", [layer], **common)[layer]
     query = features.get(model, wkey, val[0], val[1], "val", [layer], **common)[layer]
-    res = knn_classify(bank.feats, bank.labels, query.feats, query.labels, cfg["k"], cfg["temperature"],
-                       len(train[2]), cfg["bank_chunk"], cfg["query_chunk"], device)
+    sims, idx = neighbours(bank.feats, query.feats, max(cfg["k"]), cfg["bank_chunk"], cfg["query_chunk"], device)
+    tl, vl = torch.as_tensor(bank.labels, device=device), torch.as_tensor(query.labels, device=device)
+    res = {k: vote(sims, idx, tl, vl, k, cfg["temperature"], len(train[2])) for k in cfg["k"]}
     metrics = {"knn": {f"top{n}_k{k}": v for k, (t1, t5) in res.items() for n, v in ((1, t1), (5, t5))}}
     for k, (t1, t5) in res.items():
         print(f"{k}-NN: top-1 {t1:.2f}, top-5 {t5:.2f}")
+    # the top-1 class of every image at every k, for paired comparisons (transfer/perimage.py)
+    preds = {f"knn/top1_k{k}": ranked(sims, idx, tl, k, cfg["temperature"], len(train[2]))[1][:, 0].cpu().numpy()
+             for k in cfg["k"]}
+    val_dir = os.path.join(args.data_root, cfg["val_dir"])
+    perimage.write(args.work_dir, [os.path.relpath(p, val_dir) for p in val[0]], query.labels, preds)
     write_results(args.work_dir, TASK, metrics, facts(cfg, args, model, train, val, device))
     return 0
 
