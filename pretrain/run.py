@@ -26,7 +26,7 @@ import torch.distributed as dist
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pretrain import config, data, engine, knn, moco, vit  # noqa: E402
+from pretrain import config, data, engine, knn, moco, outputs, vit  # noqa: E402
 from pretrain.lars import LARS  # noqa: E402
 
 logger = logging.getLogger("pretrain")
@@ -69,18 +69,19 @@ def setup_distributed():
 
 
 def save_atomic(obj, path):
-    """A killed run never leaves a truncated checkpoint; a full disk keeps the previous one and
-    leaves no .tmp behind."""
+    """A killed run never leaves a truncated checkpoint; a full disk or Ctrl-C keeps the previous one
+    and leaves no .tmp behind."""
     tmp = path + ".tmp"
     try:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as f:  # closed here, so that removing it frees its space at once
+            torch.save(obj, f)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as RuntimeError
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise data.DataError(path, f"cannot write the checkpoint ({getattr(e, 'strerror', None) or e}); the "
-                                   "previous one is kept: free space (or fix the folder) and run the same "
-                                   "command again to continue from it") from None
+        if isinstance(e, (OSError, RuntimeError)):  # torch's zip writer reports a short write as RuntimeError
+            raise outputs.write_failed(path, e, path) from None
+        raise
 
 
 def checkpoint_state(cfg, model, opt, scaler, health, epoch, it):
@@ -102,8 +103,16 @@ def read_checkpoint(path, cfg):
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
+        if is_detectron2_pickle(path):
+            raise data.DataError(path, f"a Detectron2 weights file (numpy arrays under 'model', as "
+                                       f"converters/to_detectron2.py writes), not a pretraining checkpoint: "
+                                       f"{CONVERTED}") from None
         raise data.DataError(path, f"cannot be read as a checkpoint: truncated or another format "
                                    f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    meta = ck.get("meta") if isinstance(ck, dict) else None
+    if isinstance(meta, dict) and meta.get("author") == "moco-transfer":
+        raise data.DataError(path, f"{meta.get('format', 'MMSegmentation')} weights written by converters/, not a "
+                                   f"pretraining checkpoint: {CONVERTED}")
     if not isinstance(ck, dict) or not {"epoch", "state_dict", "optimizer"} <= ck.keys():
         raise data.DataError(path, "not a pretraining checkpoint (it has no epoch, state_dict and optimizer)")
     method = ck.get("config", {}).get("method", cfg.method)
@@ -111,6 +120,22 @@ def read_checkpoint(path, cfg):
         raise data.DataError(path, f"a {method} {ck.get('arch')} checkpoint, and this run is {cfg.method} {cfg.arch}: "
                                    "give the --preset/--method/--arch it was trained with, or another --out")
     return ck
+
+
+CONVERTED = ("the converters go one way, from a pretraining checkpoint to a framework's weights, and keep "
+             "only the backbone (no optimizer, queue or heads): --resume the checkpoint.pth it was converted from")
+
+
+def is_detectron2_pickle(path):
+    """A plain pickle (not torch's zip) with the keys detectron2's checkpointer reads beside 'model'
+    (detectron2/checkpoint/c2_model_loading.py, as converters/to_detectron2.py writes them); its
+    last bytes hold them, after the arrays, so nothing is unpickled."""
+    with open(path, "rb") as f:
+        if f.read(1) != b"\x80":  # pickle protocol 2 or later; torch's zip starts with PK
+            return False
+        f.seek(max(0, os.path.getsize(path) - (1 << 16)))
+        tail = f.read()
+    return b"matching_heuristics" in tail or b"__author__" in tail
 
 
 def load_resume(ck, path, cfg, model, opt, scaler, health):
@@ -167,11 +192,29 @@ def take_lock(out):
     return fd
 
 
-def setup_logging(out, rank):
+def take_lock_every_rank(out, rank, world):
+    """Rank 0 takes the lock and every rank learns the outcome: a refused run stops on all of them
+    (the others would wait in their first collective for the process group's timeout)."""
+    lock, refused = None, None
+    if rank == 0:
+        try:
+            lock = take_lock(out)
+        except data.DataError as e:
+            refused = (e.path, e.problem)
+    if world > 1:
+        box = [refused]
+        dist.broadcast_object_list(box, src=0)
+        refused = box[0]
+    if refused:
+        raise data.DataError(*refused)
+    return lock
+
+
+def setup_logging(out, rank, ckpt):
     logger.setLevel(logging.INFO if rank == 0 else logging.WARNING)
     logger.handlers.clear()
     fmt = logging.Formatter("[%(asctime)s %(levelname)s] %(message)s", "%H:%M:%S")
-    handlers = [logging.StreamHandler(sys.stdout)] + ([logging.FileHandler(os.path.join(out, "log.txt"))] if rank == 0 else [])
+    handlers = [logging.StreamHandler(sys.stdout)] + ([outputs.LogFile(os.path.join(out, "log.txt"), ckpt)] if rank == 0 else [])
     for h in handlers:
         h.setFormatter(fmt)
         logger.addHandler(h)
@@ -248,26 +291,47 @@ def prepare(cfg, resume, rank, world, device):
                 start=start, resume=resume, notes=notes, data_root=data_root, val_root=val_root, ckpt_path=own)
 
 
+class Interrupted(Exception):
+    """Ctrl-C: str(e) says what is on disk and how to continue (exit 130, as a shell reports SIGINT)."""
+
+
+def interrupted(ckpt, saved):
+    if saved is None and os.path.exists(ckpt):
+        return f"interrupted: {ckpt} is intact; run the same command again to continue from it"
+    if saved is None:
+        return ("interrupted before the first checkpoint (it is written at the end of epoch 1 and every "
+                "--save-minutes): nothing to continue from; the same command starts over")
+    return (f"interrupted: {ckpt} is intact (epoch {saved[0]}, iteration {saved[1]}); run the same command "
+            "again to continue from it")
+
+
 def train(cfg, resume=""):
     """Runs (or continues) a pretraining run; returns the checkpoint path."""
     config.check(cfg)
     rank, world, device = setup_distributed()
-    run = prepare(cfg, resume, rank, world, device)
-    lock = take_lock(cfg.out) if rank == 0 else None
+    ckpt, run, lock = os.path.join(cfg.out, "checkpoint.pth"), {}, None
     try:
-        setup_logging(cfg.out, rank)
+        run = prepare(cfg, resume, rank, world, device)
+        run["saved"] = run["start"] if run["resume"] == ckpt else None
+        lock = take_lock_every_rank(cfg.out, rank, world)
+        setup_logging(cfg.out, rank, ckpt)
         for note in run["notes"]:
             logger.warning(note)
         if run["resume"]:
             logger.info(f"resumed from {run['resume']} at epoch {run['start'][0]} iteration {run['start'][1]}")
         model = wrap(run["model"], cfg, world, device)
         if rank == 0:
-            config.write(cfg, cfg.out)
+            try:
+                config.write(cfg, cfg.out)
+            except OSError as e:
+                raise outputs.write_failed(os.path.join(cfg.out, "config.json"), e, ckpt) from None
         run_epochs(cfg, model, run, rank, device)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted(ckpt, run.get("saved"))) from None
     finally:
         if lock is not None:
             os.close(lock)
-    return run["ckpt_path"]
+    return ckpt
 
 
 def monitor(cfg, model, run, epoch, epoch_s, writer, log):
@@ -291,16 +355,15 @@ def group():
 
 
 def run_epochs(cfg, model, run, rank, device):
-    from torch.utils.tensorboard import SummaryWriter
-
     sampler, opt, ckpt_path = run["sampler"], run["opt"], run["ckpt_path"]
 
     def save(epoch, it):
         if rank == 0:
             save_atomic(checkpoint_state(cfg, model, opt, run["scaler"], run["health"], epoch, it), ckpt_path)
+            run["saved"] = (epoch, it)
 
-    writer = SummaryWriter(os.path.join(cfg.out, "tb")) if rank == 0 else None
-    log = open(os.path.join(cfg.out, "log.jsonl"), "a") if rank == 0 else None
+    writer = outputs.Board(os.path.join(cfg.out, "tb"), ckpt_path) if rank == 0 else None
+    log = outputs.JsonLines(os.path.join(cfg.out, "log.jsonl"), ckpt_path) if rank == 0 else None
     ctx = dict(device=device, scaler=run["scaler"], health=run["health"], writer=writer, log=log, save=save, rank=rank)
     logger.info(f"{cfg.method} {cfg.arch}: {sampler.iters} iterations/epoch x {cfg.epochs} epochs, batch "
                 f"{cfg.batch_size}, lr {cfg.lr:.4g}, {cfg.optimizer}, amp {cfg.amp}, on {device}{group()}; "
@@ -317,11 +380,17 @@ def run_epochs(cfg, model, run, rank, device):
                 monitor(cfg, model, run, epoch, epoch_s, writer, log)
             if dist.is_initialized():
                 dist.barrier()
-    finally:
-        if writer:
-            writer.close()
-        if log:
-            log.close()
+    except BaseException:  # its error is the one to report: closing may fail again on a full disk
+        for f in (writer, log):
+            try:
+                f and f.close()
+            except data.DataError:
+                pass
+        raise
+    if writer:
+        writer.close()
+    if log:
+        log.close()
 
 
 def main(argv=None):
@@ -351,6 +420,9 @@ def main(argv=None):
     except engine.Diverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        return 130
     return 0
 
 

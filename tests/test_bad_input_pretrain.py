@@ -1,5 +1,6 @@
 """Every bad input to pretrain/run.py stops before any work: exit 2, the flag or file named, no
 traceback, nothing written under --out, the inputs unchanged (tests/badinput.refuses)."""
+import errno
 import fcntl
 import os
 import shutil
@@ -130,6 +131,31 @@ def out_read_only(tmp, demo, train):
     return ["--out", str(ro / "run")], str(ro / "run")
 
 
+def converted(tmp, to):
+    """A file written by converters/to_<to>.py (the real writer) from a ResNet-50's weights."""
+    import numpy as np
+
+    path = tmp / f"r50_{to}.{'pkl' if to == 'detectron2' else 'pth'}"
+    if to == "detectron2":
+        from converters.to_detectron2 import save
+
+        save({"backbone.stem.conv1.weight": np.zeros((64, 3, 7, 7), np.float32)}, str(path), {"arch": "resnet50"})
+    else:
+        from converters.to_mmseg import save
+
+        save({"backbone.conv1.weight": torch.zeros(64, 3, 7, 7)}, str(path), {"arch": "resnet50"})
+    return path
+
+
+def test_resume_names_a_converted_file(tmp_path, demo_root, capsys):
+    """Was "truncated or another format" for a Detectron2 .pkl: say what the file is and what to give."""
+    train = os.path.join(demo_root, "imagenet", "train")
+    for to, what in (("detectron2", "a Detectron2 weights file"), ("mmseg", "weights written by converters/")):
+        path = converted(tmp_path, to)
+        err = refuses(run.main, tiny(tmp_path / "out", train, "--resume", path), path, capsys)
+        assert what in err and "converted from" in err and "truncated" not in err
+
+
 def resume(make):
     def case(tmp, demo, train):
         path = make(tmp)
@@ -156,6 +182,8 @@ FILES = [
     ("resume-not-a-checkpoint", resume(lambda tmp: torch.save({"weights": 1}, tmp / "x.pth") or tmp / "x.pth")),
     ("resume-other-arch", resume(lambda tmp: fake_checkpoint(tmp, arch="resnet50"))),
     ("resume-other-method", resume(lambda tmp: fake_checkpoint(tmp, config=dict(method="mocov3")))),
+    ("resume-a-detectron2-pkl", resume(lambda tmp: converted(tmp, "detectron2"))),
+    ("resume-mmseg-weights", resume(lambda tmp: converted(tmp, "mmseg"))),
     ("resume-weights-do-not-fit", resume(lambda tmp: fake_checkpoint(tmp, state_dict={"module.x": torch.zeros(1)}))),
 ]
 
@@ -180,12 +208,12 @@ def test_full_disk_keeps_the_last_checkpoint_and_no_tmp(tmp_path, demo_root, mon
     ck = tmp_path / "checkpoint.pth"
     ck.write_bytes(b"the previous checkpoint")
 
-    def full(obj, path):
-        open(path, "wb").write(b"half")
+    def full(obj, f):
+        f.write(b"half")
         raise RuntimeError("[enforce fail at inline_container.cc] . PytorchStreamWriter failed writing file")
 
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(data.DataError, match="cannot write the checkpoint.*previous one is kept"):
+    with pytest.raises(data.DataError, match="cannot write .*the last good checkpoint .* is kept"):
         run.save_atomic({}, str(ck))
     assert ck.read_bytes() == b"the previous checkpoint" and not (tmp_path / "checkpoint.pth.tmp").exists()
     train = os.path.join(demo_root, "imagenet", "train")
@@ -194,6 +222,77 @@ def test_full_disk_keeps_the_last_checkpoint_and_no_tmp(tmp_path, demo_root, mon
     err = capsys.readouterr().err
     assert "checkpoint.pth: cannot write" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "checkpoint.pth.tmp").exists()
+
+
+class FullDisk:
+    """A file whose writes fail as on a full disk (errno 28), the rest as the real file."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+@pytest.mark.parametrize("target", ["config.json", "log.txt", "log.jsonl", "tb"])
+def test_full_disk_on_each_output_names_it_and_keeps_the_checkpoint(target, tmp_path, demo_root, monkeypatch,
+                                                                    capsys):
+    """A full disk met by config.json, log.txt, log.jsonl or TensorBoard's event file (simulated in
+    this process: every write to that file fails with ENOSPC; the real 1 MB file system is the next
+    test): exit 2 naming it, the last good checkpoint unchanged, no traceback."""
+    import builtins
+    import io
+
+    train = os.path.join(demo_root, "imagenet", "train")
+    out = tmp_path / "run"
+    monkeypatch.setattr(run.engine, "step", lambda *a, **k: (1.0, 1.0))  # the writes are under test, not the step
+    assert run.main(tiny(out, train)) == 0
+    before = (out / "checkpoint.pth").read_bytes()
+    real_open = builtins.open
+
+    def open_full(path, mode="r", *a, **k):
+        f = real_open(path, mode, *a, **k)
+        name = os.path.relpath(os.path.abspath(os.fsdecode(path)), out) if not isinstance(path, int) else ""
+        return FullDisk(f) if "r" not in mode and name.split(os.sep)[0] in (target, target + ".tmp") else f
+
+    monkeypatch.setattr(builtins, "open", open_full)
+    monkeypatch.setattr(io, "open", open_full)  # TensorBoard's writer opens through io.open
+    assert run.main(tiny(out, train, "--epochs", "2")) == 2
+    err = capsys.readouterr().err
+    assert f"{out / target}" in err and "No space left on device" in err, err
+    assert "last good checkpoint" in err and "Traceback" not in err
+    assert (out / "checkpoint.pth").read_bytes() == before and not (out / "checkpoint.pth.tmp").exists()
+
+
+def test_full_disk_for_real_on_a_1mb_file_system(tmp_path, demo_root):
+    """The output folder on a 1 MB tmpfs, mounted in a user namespace (no root needed where the
+    kernel allows them): the first checkpoint does not fit."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"]).returncode:
+        pytest.skip("no user namespaces here to mount a small file system in")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    argv = tiny(mnt / "run", os.path.join(demo_root, "imagenet", "train"))
+    script = f"mount -t tmpfs -o size=1m none {mnt} && exec {sys.executable} pretrain/run.py \"$@\""
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *argv], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{mnt / 'run' / 'checkpoint.pth'}: cannot write" in proc.stderr and "MiB free" in proc.stderr
+    assert "no checkpoint was written yet" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_help_explains_every_option(capsys):

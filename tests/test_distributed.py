@@ -59,3 +59,33 @@ def test_torchrun_two_processes_on_cpu(tmp_path, demo_root):
     assert ck["epoch"] == 1 and "module.queue" in ck["state_dict"]
     # 24 images, global batch 8: 3 iterations of 4 images per process
     assert "3 iterations/epoch" in (tmp_path / "log.txt").read_text()
+
+
+def test_a_locked_out_stops_every_rank_at_once(tmp_path, demo_root):
+    """Another run holds OUT/.lock: rank 0 refuses, and so does every other rank, at once (before,
+    only rank 0 checked: a rank on another node waited for the process-group timeout). Two torchrun
+    agents, one per "node", as on two machines (one agent does not stop the other's workers)."""
+    import fcntl
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    args = ["--preset", "tiny", "--data", os.path.join(demo_root, "imagenet", "train"), "--out", str(out),
+            "--arch", "resnet18", "--epochs", "1", "--batch-size", "8", "--K", "16", "--crop", "32",
+            "--mlp-dim", "32", "--workers", "0", "--knn-every", "0"]
+    port = str(free_port())
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(r),
+                               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", port,
+                               "pretrain/run.py", *args], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    try:
+        results = [p.communicate(timeout=120) for p in nodes]
+    finally:
+        for p in nodes:
+            p.kill()
+        os.close(fd)
+    for (stdout, stderr), p in zip(results, nodes):
+        assert "another pretraining run is using this --out" in stderr, stderr[-2000:]
+        assert "exitcode  : 2" in stderr  # torchrun's summary of its worker's exit
+    assert not (out / "checkpoint.pth").exists()

@@ -94,6 +94,25 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, demo_root, splits):
     assert not differ, f"{len(differ)} tensors differ after resume, e.g. {differ[:3]}"
 
 
+def test_ctrl_c_says_the_checkpoint_is_intact(tmp_path, demo_root):
+    """SIGINT to the whole process group, as a terminal's Ctrl-C sends it (loader workers included):
+    no traceback, exit 130, the checkpoint named and loadable, and how to continue."""
+    cmd = [sys.executable, "pretrain/run.py",
+           *tiny_args(tmp_path, demo_root, "--knn-every", "0", "--epochs", "50", "--workers", "2")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    ck, deadline = tmp_path / "checkpoint.pth", time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not ck.exists():
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next epoch
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert f"interrupted: {ck} is intact (epoch " in err and "run the same command again" in err
+    assert "Traceback" not in err + out and "KeyboardInterrupt" not in err + out
+    assert torch.load(ck, weights_only=True)["epoch"] >= 1 and not (tmp_path / "checkpoint.pth.tmp").exists()
+
+
 def test_sampler_resumes_mid_epoch():
     s = data.ResumableSampler(n=40, batch_per_process=4, seed=1, rank=1, world=2)
     s.set_epoch(3)
