@@ -15,10 +15,14 @@ Layout under OUT/ (the same layout a user's real data root has; see README):
 Generation is deterministic from the seed; a finished set is cached and re-used when its
 parameters match (OUT/params.json is written last).
 """
+import glob
 import json
 import os
 import shutil
+import sys
+import tempfile
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -270,17 +274,57 @@ def write_imagenet(root, sizes, rng):
 
 
 def make_demo(out, sizes=None):
-    """Writes every built-in set under `out` (or re-uses it when the parameters match)."""
+    """Writes every built-in set under `out` (or re-uses it when the parameters match). Builds at
+    once into the same folder wait for each other (a lock on the folder above it), then re-use the set."""
     sizes = sizes or DemoSizes()
     params = {"version": 4, **asdict(sizes)}
-    params_path = os.path.join(out, "params.json")
-    if os.path.exists(params_path) and json.load(open(params_path)) == params:
+    if same_params(out, params):
         return out
-    if os.path.exists(out) and not (os.path.isdir(out) and (os.path.exists(params_path) or not os.listdir(out))):
-        # only an earlier built-in set (its params.json) or an empty folder is ever replaced
+    check_replaceable(out)
+    base = os.path.normpath(os.path.abspath(out))
+    os.makedirs(os.path.dirname(base), exist_ok=True)
+    with build_lock(os.path.dirname(base), out):
+        if same_params(out, params):  # the build we waited for wrote it
+            return out
+        check_replaceable(out)
+        build(out, base, sizes, params)
+    return out
+
+
+def check_replaceable(out):
+    """Only an earlier built-in set (its params.json) or an empty folder is ever replaced."""
+    if os.path.exists(out) and not (os.path.isdir(out) and (os.path.exists(os.path.join(out, "params.json"))
+                                                            or not os.listdir(out))):
         raise DataError(out, "holds files that are not a built-in data set; give a new or empty folder")
-    tmp = out.rstrip("/") + ".partial"
-    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def same_params(out, params):
+    path = os.path.join(out, "params.json")
+    return os.path.exists(path) and json.load(open(path)) == params
+
+
+@contextmanager
+def build_lock(parent, out):
+    """An exclusive flock on the parent folder for the build (no lock file left behind; the kernel
+    drops it if the process dies)."""
+    import fcntl
+
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"waiting for another process building the built-in data in {out} ...", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def build(out, base, sizes, params):
+    for old in glob.glob(glob.escape(base) + ".partial*"):  # killed builds' leftovers (we hold the lock)
+        shutil.rmtree(old, ignore_errors=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(base) + ".partial-", dir=os.path.dirname(base))
     rng = np.random.default_rng(sizes.seed)
     write_voc_detection(tmp, 2007, {"trainval": sizes.voc07_trainval, "test": sizes.voc07_test}, sizes, rng)
     write_voc_detection(tmp, 2012, {"trainval": sizes.voc12_trainval}, sizes, rng)
@@ -291,9 +335,9 @@ def make_demo(out, sizes=None):
     write_cityscapes(tmp, sizes, rng)
     with open(os.path.join(tmp, "params.json"), "w") as f:
         json.dump(params, f, indent=1)
+    os.chmod(tmp, 0o755)  # mkdtemp's 0700 would keep the set from other users
     shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)  # a killed run leaves only the .partial folder, never a half set
-    return out
+    os.replace(tmp, out)  # a killed run leaves only its .partial-* folder, never a half set
 
 
 def default_demo_root():

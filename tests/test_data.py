@@ -395,3 +395,28 @@ def test_checking_a_real_sized_set_shows_progress(capsys):
     assert list(validate.progress(list(range(2500)), "COCO train2017")) == list(range(2500))
     assert "checking COCO train2017" in capsys.readouterr().err
     assert list(validate.progress([1, 2], "demo")) == [1, 2] and capsys.readouterr().err == ""
+
+
+def test_two_make_demo_at_once_both_end_with_a_valid_set(tmp_path):
+    """Both built in the same fixed .partial folder, each removing it first: both exited 0 and left a
+    set without VOC2007/. Now the second waits for the first and re-uses its set."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "mocodata", "make-demo", str(out), "--scale", "0.1"]
+    first = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and first.poll() is None and not any(".partial" in f for f in os.listdir(tmp_path)):
+        time.sleep(0.01)
+    assert first.poll() is None, "the first build ended before the second started"
+    second = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = [p.communicate(timeout=300) for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], [r[1][-1000:] for r in results]
+    assert "waiting for another process" in results[1][1]
+    for task in ("voc", "coco", "seg", "imagenet"):
+        assert validate.check_task(task, str(out)) > 0
+    assert sorted(os.listdir(tmp_path)) == ["demo"]  # no build folder left behind
