@@ -103,20 +103,20 @@ def blend(img, other, factor):
     return cv2.addWeighted(img, factor, other, 1.0 - factor, 0.0)
 
 
-def color_jitter(rng, img, strengths):
-    """torchvision's ColorJitter: brightness, contrast, saturation, hue in a random order."""
-    b, c, s, h = strengths
-    for op in rng.permutation(4):
+def color_jitter(img, order, factors):
+    """torchvision's ColorJitter: brightness, contrast, saturation, hue in the drawn order."""
+    for op in order:
+        f = factors[op]
         if op == 0:
-            img = blend(img, np.zeros_like(img), rng.uniform(1 - b, 1 + b))
+            img = blend(img, np.zeros_like(img), f)
         elif op == 1:
             mean = np.full_like(img, int(gray(img).mean() + 0.5))
-            img = blend(img, mean, rng.uniform(1 - c, 1 + c))
+            img = blend(img, mean, f)
         elif op == 2:
-            img = blend(img, cv2.cvtColor(gray(img), cv2.COLOR_GRAY2RGB), rng.uniform(1 - s, 1 + s))
+            img = blend(img, cv2.cvtColor(gray(img), cv2.COLOR_GRAY2RGB), f)
         else:
             hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV_FULL)  # hue in 0..255
-            shift = int(round(rng.uniform(-h, h) * 255))
+            shift = int(round(f * 255))
             hsv[..., 0] = (hsv[..., 0].astype(np.int16) + shift).astype(np.uint8)  # wraps around
             img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL)
     return img
@@ -125,16 +125,36 @@ def color_jitter(rng, img, strengths):
 SOLARIZE = np.where(np.arange(256) < 128, np.arange(256), 255 - np.arange(256)).astype(np.uint8)
 
 
-def fast_view(rng, img, jitter, blur_p, solarize_p):
+def draw_view(rng, jitter, blur_p, solarize_p):
+    """One view's random parameters, in the reference's order of operations. Every pipeline that
+    draws from `rng` (fast, gpu) calls this, so a sample's parameters are the same in each.
+    order: the jitter ops (0 brightness, 1 contrast, 2 saturation, 3 hue) or None when jitter is
+    off; factors[op]: its factor (hue: a shift in turns); sigma: the blur's, or None."""
+    p = dict(order=None, factors=None, gray=False, sigma=None, solarize=False, flip=False)
     if rng.random() < 0.8:
-        img = color_jitter(rng, img, jitter)
-    if rng.random() < 0.2:
-        img = cv2.cvtColor(gray(img), cv2.COLOR_GRAY2RGB)
+        b, c, s, h = jitter
+        bounds = [(1 - b, 1 + b), (1 - c, 1 + c), (1 - s, 1 + s), (-h, h)]
+        p["order"], p["factors"] = [int(op) for op in rng.permutation(4)], [0.0] * 4
+        for op in p["order"]:
+            p["factors"][op] = rng.uniform(*bounds[op])
+    p["gray"] = rng.random() < 0.2
     if rng.random() < blur_p:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.1, 2.0))
-    if rng.random() < solarize_p:
+        p["sigma"] = rng.uniform(0.1, 2.0)
+    p["solarize"] = rng.random() < solarize_p
+    p["flip"] = rng.random() < 0.5
+    return p
+
+
+def fast_view(img, p):
+    if p["order"] is not None:
+        img = color_jitter(img, p["order"], p["factors"])
+    if p["gray"]:
+        img = cv2.cvtColor(gray(img), cv2.COLOR_GRAY2RGB)
+    if p["sigma"] is not None:
+        img = cv2.GaussianBlur(img, (0, 0), p["sigma"])
+    if p["solarize"]:
         img = cv2.LUT(img, SOLARIZE)
-    if rng.random() < 0.5:
+    if p["flip"]:
         img = img[:, ::-1]
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
 
@@ -152,7 +172,7 @@ class FastTwoCrops:
             # area averaging when shrinking matches PIL's antialiased bilinear; linear when enlarging
             interp = cv2.INTER_AREA if cw > self.crop and ch > self.crop else cv2.INTER_LINEAR
             img = cv2.resize(arr[y:y + ch, x:x + cw], (self.crop, self.crop), interpolation=interp)
-            out.append(fast_view(rng, img, **view))
+            out.append(fast_view(img, draw_view(rng, **view)))
         return out
 
 
