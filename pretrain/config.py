@@ -21,7 +21,7 @@ CHOICES = dict(
     method=("mocov2", "mocov3"),
     arch=("resnet50", "resnet18", "vit_small", "vit_base", "vit_large"),
     optimizer=("sgd", "lars", "adamw"),
-    aug=("fast", "torchvision"),
+    aug=("fast", "torchvision", "gpu"),
     amp=("auto", "fp16", "bf16", "none"),
 )
 
@@ -90,7 +90,8 @@ HELP = dict(
     stop_grad_conv1="ViT: keep the patch projection at its random init (the MoCo v3 stability fix)",
     crop="crop side in pixels (ResNet >= 32; ViT: a multiple of 16)",
     crop_min="smallest crop area as a fraction of the image, in (0, 1]",
-    aug="fast: OpenCV on uint8; torchvision: the references' PIL pipeline",
+    aug="fast: OpenCV on uint8 in the loader workers; torchvision: the references' PIL pipeline; gpu: the "
+        "workers read the files, decoding and augmenting run batched on the training device",
     warmup_epochs="epochs of linear lr warmup (fractional lr steps per iteration), < --epochs",
     clip_grad="clip the global gradient norm to this value (0: off; mmselfsup's ViT-L recipe uses 5)",
     seed="seed of the initialisation, the data order and every augmentation (>= 0)",

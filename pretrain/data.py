@@ -14,6 +14,7 @@ import torch
 
 from mocodata.validate import DataError, image_folder, image_size
 from pretrain.augment import two_crop_transform
+from pretrain.gpu_augment import GpuTwoCrops
 
 MIN_SIDE = 8  # pixels: a smaller image has nothing to crop, only to upsample
 SCAN_LIMIT = 200_000  # image headers read before training; larger sets are checked as they load
@@ -65,7 +66,10 @@ class TwoCropDataset(torch.utils.data.Dataset):
         check_tree(root)
         self.samples, _ = image_folder(root)
         check_images(self.samples)
-        self.transform = two_crop_transform(cfg.method, cfg.crop, cfg.crop_min, cfg.aug)
+        if cfg.aug == "gpu":  # the workers read bytes and draw parameters; engine.views does the rest
+            self.transform = GpuTwoCrops(cfg.method, cfg.crop, cfg.crop_min)
+        else:
+            self.transform = two_crop_transform(cfg.method, cfg.crop, cfg.crop_min, cfg.aug)
         self.seed = cfg.seed
 
     def __len__(self):
@@ -115,6 +119,7 @@ def two_crop_loader(root, cfg, rank=0, world=1):
     sampler = ResumableSampler(len(ds), cfg.batch_size // world, cfg.seed, rank, world)
     loader = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size // world, sampler=sampler,
                                          num_workers=cfg.workers, drop_last=True, worker_init_fn=worker_init,
+                                         collate_fn=getattr(ds.transform, "collate", None),
                                          pin_memory=torch.cuda.is_available(),
                                          persistent_workers=False)
     return loader, sampler

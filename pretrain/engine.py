@@ -96,13 +96,20 @@ def step(model, x1, x2, opt, cfg, m, device, scaler=None):
     return loss.item(), gn
 
 
+def views(loader, batch, device):
+    """The batch's two views: made by the loader (fast, torchvision), or on the device (gpu)."""
+    transform = loader.dataset.transform
+    return transform.apply(batch, device) if hasattr(transform, "apply") else batch
+
+
 def train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx):
     """ctx: device, scaler, health, writer (TensorBoard or None), log (a JSON-lines file or None),
     save(epoch, it), rank. Iterations already done in this epoch (a resumed run) are skipped by the sampler."""
     model.train()
     n, start = sampler.iters, sampler.start
     t0, last_save, seen = time.time(), time.time(), 0
-    for i, (x1, x2) in enumerate(loader, start=start):
+    for i, batch in enumerate(loader, start=start):
+        x1, x2 = views(loader, batch, ctx["device"])
         e = epoch + i / n
         lr, m = lr_at(cfg, e), momentum_at(cfg, e)
         for g in opt.param_groups:
