@@ -62,11 +62,12 @@ def weights(path):
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("splits", ["1", "2"])
-def test_sigkill_then_resume_is_bit_identical(tmp_path, demo_root, splits):
+@pytest.mark.parametrize("splits, aug", [("1", "fast"), ("2", "fast"), ("1", "gpu")])
+def test_sigkill_then_resume_is_bit_identical(tmp_path, demo_root, splits, aug):
     """A run killed mid-epoch with SIGKILL and restarted ends with the uninterrupted run's weights (with
-    --bn-splits too: its key shuffle must not depend on an RNG state that is not checkpointed)."""
-    six = ("--knn-every", "0", "--epochs", "6", "--bn-splits", splits)  # long enough that the kill lands before the end
+    --bn-splits too: its key shuffle must not depend on an RNG state that is not checkpointed; with
+    --aug gpu: its crops, made in the training process, depend on (seed, epoch, index) only)."""
+    six = ("--knn-every", "0", "--epochs", "6", "--bn-splits", splits, "--aug", aug)  # long enough that the kill lands before the end
     cmd = [sys.executable, "pretrain/run.py", *tiny_args(tmp_path / "whole", demo_root, *six)]
     subprocess.run(cmd, cwd=REPO, check=True, capture_output=True)
     killed = tmp_path / "killed"
@@ -139,6 +140,24 @@ def test_unreadable_image_is_named(tmp_path, demo_root, monkeypatch):
     i = [p for p, _ in ds.samples].index(str(victim))
     with pytest.raises(data.DataError, match=victim.name):
         ds[(0, i)]
+
+
+@pytest.mark.parametrize("aug", ["fast", "gpu"])
+def test_corrupt_jpeg_found_in_training_is_named(tmp_path, demo_root, capsys, aug):
+    """A JPEG whose header and end marker are intact passes the scan before training; its decoder
+    error then names it (in a loader worker for fast, on the training device for gpu): exit 2."""
+    from tests.badinput import refuses
+
+    train = tmp_path / "train"
+    shutil.copytree(os.path.join(demo_root, "imagenet", "train"), train)
+    victim = sorted((train / sorted(os.listdir(train))[0]).iterdir())[0]
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 2] = b"\xff\xc0"  # a second SOF marker inside the scan
+    victim.write_bytes(bytes(raw))
+    args = tiny_args(tmp_path / "out", str(tmp_path / "x"), "--data", str(train), "--epochs", "1",
+                     "--knn-every", "0", "--aug", aug)
+    err = refuses(run.main, args, str(victim), capsys, watch=[train])
+    assert "unreadable image" in err
 
 
 def test_slurm_job_through_submitit(tmp_path, demo_root):
