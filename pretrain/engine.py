@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from pretrain import gpu_augment
 from pretrain.augment import normalize
 
 logger = logging.getLogger("pretrain")
@@ -96,10 +97,10 @@ def step(model, x1, x2, opt, cfg, m, device, scaler=None):
     return loss.item(), gn
 
 
-def views(loader, batch, device):
-    """The batch's two views: made by the loader (fast, torchvision), or on the device (gpu)."""
-    transform = loader.dataset.transform
-    return transform.apply(batch, device) if hasattr(transform, "apply") else batch
+def views(batch, device):
+    """The batch's two views: made by the loader (fast, torchvision), or on the device from the
+    files' bytes and drawn parameters (gpu: a dict, gpu_augment.GpuTwoCrops.collate)."""
+    return gpu_augment.apply(batch, device) if isinstance(batch, dict) else batch
 
 
 def train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx):
@@ -109,7 +110,7 @@ def train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx):
     n, start = sampler.iters, sampler.start
     t0, last_save, seen = time.time(), time.time(), 0
     for i, batch in enumerate(loader, start=start):
-        x1, x2 = views(loader, batch, ctx["device"])
+        x1, x2 = views(batch, ctx["device"])
         e = epoch + i / n
         lr, m = lr_at(cfg, e), momentum_at(cfg, e)
         for g in opt.param_groups:

@@ -8,8 +8,9 @@ exactly those of `--aug fast`); the device does the pixel work, batched:
 
     t = GpuTwoCrops(method, crop, crop_min)     # method: mocov2 | mocov3 (augment.recipe)
     item = t(path, rng)                         # loader worker: (path, bytes uint8 1-D, params (2, P))
-    batch = t.collate([item, ...])              # DataLoader collate_fn: dict(paths, data, params)
+    batch = t.collate([item, ...])              # DataLoader collate_fn: dict(paths, data, params, crop)
     view_q, view_k = t.apply(batch, device)     # on `device`: uint8 (N, 3, crop, crop) each
+                                                # (the same as gpu_augment.apply(batch, device))
 
 `apply` decodes the JPEGs with `torchvision.io.decode_jpeg(list, device=device)` (nvJPEG on
 CUDA, libjpeg-turbo on CPU); other formats (PNG) decode on the CPU (`decode_image`) and are
@@ -60,19 +61,22 @@ class GpuTwoCrops:
         data = torch.from_numpy(np.fromfile(path, dtype=np.uint8))
         return path, data, torch.tensor(params, dtype=torch.float64)
 
-    @staticmethod
-    def collate(items):
-        """Keeps the variable-length byte tensors as a list."""
+    def collate(self, items):
+        """Keeps the variable-length byte tensors as a list; the batch carries all `apply` needs."""
         paths, data, params = zip(*items)
-        return dict(paths=list(paths), data=list(data), params=torch.stack(params))
+        return dict(paths=list(paths), data=list(data), params=torch.stack(params), crop=self.crop)
 
     def apply(self, batch, device):
-        """Device side: (view_q, view_k), uint8 NCHW on `device`."""
-        images = decode(batch["paths"], batch["data"], batch["params"][:, 0], device)
-        p = batch["params"].transpose(0, 1).reshape(-1, len(COLUMNS))  # all first views, then all second
-        x = crop_resize(images + images, p[:, C["x"]:C["h"] + 1].long().tolist(), self.crop)
-        x = photometric(x, p).to(torch.uint8)
-        return x[:len(images)], x[len(images):]
+        return apply(batch, device)
+
+
+def apply(batch, device):
+    """Device side: (view_q, view_k), uint8 NCHW on `device`."""
+    images = decode(batch["paths"], batch["data"], batch["params"][:, 0], device)
+    p = batch["params"].transpose(0, 1).reshape(-1, len(COLUMNS))  # all first views, then all second
+    x = crop_resize(images + images, p[:, C["x"]:C["h"] + 1].long().tolist(), batch["crop"])
+    x = photometric(x, p).to(torch.uint8)
+    return x[:len(images)], x[len(images):]
 
 
 def is_jpeg(data):
