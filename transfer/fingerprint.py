@@ -71,7 +71,8 @@ def mmseg_facts(cfg, world_size, seed, weights=None):
 
 def deviations(task, facts):
     """'key: ours (protocol X)' for every fact that differs from the published protocol."""
-    reference = protocols.get(task).facts or protocols.RECIPES[facts["recipe"]]  # per task, or per recipe
+    # per task, per recipe, or both (a derived protocol on a recipe: linear-sweep)
+    reference = dict(protocols.RECIPES.get(facts.get("recipe"), {}), **protocols.get(task).facts)
     return [f"{k}: {facts.get(k)} (protocol {v})" for k, v in reference.items() if facts.get(k) != v]
 
 

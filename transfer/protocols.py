@@ -85,6 +85,7 @@ class Protocol:
     facts: dict = field(default_factory=dict)  # protocol facts; the fingerprint lists every deviation
     archs: tuple = ("resnet50",)  # backbones it accepts (converters.sources arch names)
     gpus: int = 8  # GPUs of the published run
+    derived: str = ""  # "" for a published protocol; else what it is and where it comes from (the report says so)
 
     def refs(self, recipe=None, arch=None):
         """metric -> Ref for a checkpoint: some published numbers depend on its recipe or ViT size."""
@@ -340,6 +341,19 @@ TASKS = {p.name: p for p in [
                    pixel_std=RGB_STD, stem=TORCHVISION_STEM, images_per_update=8, bn_images=8, base_lr=0.01,
                    max_iter=40000, schedule="poly 0.9, min lr 0.0001", crop=[769, 769], test="slide")),
 ]}
+# Faster protocols derived from published ones: not published themselves, so no published number beside them.
+# linear-sweep: dinov2 eval/linear.py's many heads on one forward (13 learning rates, as its 13-value grid), the
+# grid centred on the recipe's lr; chosen on a holdout of train (holdout.py), never on val as dinov2 does.
+SWEEP_FACTS = dict(lr_factors=[10 ** (i / 6 - 1) for i in range(13)], holdout_fraction=0.1, holdout_seed=0,
+                   vit_variants=["cls", "cls+avgpool"], selection="holdout top-1", refit_on_all_train=False)
+TASKS.update({p.name: p for p in [
+    Protocol(
+        name="linear-sweep", framework="mmpretrain", runner="transfer.classification.sweep", data="imagenet-val",
+        weights="mmpretrain", configs=TASKS["linear"].configs, archs=TASKS["linear"].archs,
+        metrics=("accuracy/top1", "accuracy/top5", "sweep/lr", "sweep/holdout_top1"), facts=SWEEP_FACTS,
+        derived="the linear probe's recipe at 13 learning rates (0.1x-10x) in one pass, as dinov2 eval/linear.py; "
+                "head chosen on 10% of train, trained on the other 90% (not refit)"),
+]})
 SUITE_ALL = ("voc", "coco", "seg")  # what `--task all` runs
 
 

@@ -95,7 +95,9 @@ def markdown(rows, runs, meta):
     for r in rows:
         ours = f"{r['mean']:.2f} ± {r['std']:.2f}" if r["mean"] is not None else f"n/a ({r['missing']})"
         pub, base = reference_cells(r, notes)
-        lines.append(f"| {r['task']} | {r['metric']} | {ours} | {r['n']} | {pub} | {base} |")
+        derived = protocols.TASKS.get(r["task"]) and protocols.TASKS[r["task"]].derived
+        task = f"{r['task']} (derived, not published)" if derived else r["task"]  # see ## Protocol
+        lines.append(f"| {task} | {r['metric']} | {ours} | {r['n']} | {pub} | {base} |")
     if notes:
         lines += ["", "Sources of the published numbers (each with the framework and config that measured it):", "",
                   *(f"{i}. {text}" for text, i in notes.items())]
@@ -117,7 +119,11 @@ def protocol_lines(runs):
                                                     "base_lr", "max_iter", "gpus") if k in fp)
         devs = fp.get("deviations") or []
         lines.append(f"- **{r['task']}** (`{r['config']}`): {facts}.")
-        lines.append(f"  - {'NOT the published protocol: ' + '; '.join(devs) if devs else 'the published protocol'}")
+        p = protocols.TASKS.get(r["task"])
+        if p and p.derived:
+            lines.append(f"  - NOT a published protocol: {p.derived}")
+        lines.append(f"  - {'NOT the published protocol: ' + '; '.join(devs) if devs else 'the published protocol'}"
+                     if devs or not (p and p.derived) else "  - no deviation from the recipe it derives from")
     return lines if seen else []
 
 
