@@ -353,6 +353,17 @@ TASKS.update({p.name: p for p in [
         metrics=("accuracy/top1", "accuracy/top5", "sweep/lr", "sweep/holdout_top1"), facts=SWEEP_FACTS,
         derived="the linear probe's recipe at 13 learning rates (0.1x-10x) in one pass, as dinov2 eval/linear.py; "
                 "head chosen on 10% of train, trained on the other 90% (not refit)"),
+    # logreg: dinov2 eval/log_regression.py (configs/classification/logreg_imagenet.yaml holds its values)
+    Protocol(
+        name="logreg", framework="torch", runner="transfer.classification.logreg", data="imagenet-val",
+        weights="checkpoint", archs=("resnet50", *VITS), gpus=1,
+        configs={"full": "classification/logreg_imagenet{vit}.yaml", "quick": "classification/logreg_quick{vit}.yaml"},
+        metrics=("logreg/top1", "logreg/top5", "logreg/C", "logreg/holdout_top1"),
+        facts=dict(preprocess={"resize": 224, "crop": 224, "interpolation": "bicubic"},
+                   c_powers={"start": -6, "stop": 5, "num": 45}, max_iter=1000, tol=1e-12, lbfgs_memory=5,
+                   dtype="float64", holdout_fraction=0.1, holdout_seed=0, refit_on_all_train=True),
+        derived="dinov2 eval/log_regression.py: L2 multinomial logistic regression on frozen features, C from 45 "
+                "values chosen on 10% of train, refit on all of train (torch L-BFGS, warm-started sweep)"),
 ]})
 SUITE_ALL = ("voc", "coco", "seg")  # what `--task all` runs
 

@@ -117,8 +117,10 @@ def get(model, weights, paths, labels, split, layers, pre, cache_dir, batch_size
     return out
 
 
-def run_extraction(model, paths, layers, pre, split, batch_size, workers, log):
-    """{layer: (N, D) float32 array}, one forward pass per batch for all layers; img/s and ETA."""
+def run_extraction(model, paths, layers, pre, split, batch_size, workers, log, alloc=None):
+    """{layer: (N, D) float32 array}, one forward pass per batch for all layers; img/s and ETA.
+    alloc(layer, shape) makes each array (default np.empty; logreg passes a memory-mapped .npy file)."""
+    alloc = alloc or (lambda layer, shape: np.empty(shape, np.float32))
     device = next(model.parameters()).device
     loader = torch.utils.data.DataLoader(ImageList(paths, transform(pre)), batch_size=batch_size,
                                          num_workers=workers, pin_memory=device.type == "cuda")
@@ -127,7 +129,7 @@ def run_extraction(model, paths, layers, pre, split, batch_size, workers, log):
         f = extract(model, x.to(device, non_blocking=True), layers)
         for layer, v in f.items():
             if layer not in out:  # allocate once: 1.28M x 2048 float32 is 10 GB
-                out[layer] = np.empty((len(paths), v.shape[1]), np.float32)
+                out[layer] = alloc(layer, (len(paths), v.shape[1]))
             out[layer][done:done + len(x)] = v.cpu().numpy()
         done += len(x)
         now = time.time()

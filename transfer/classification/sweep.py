@@ -148,11 +148,12 @@ def main(argv=None):
     mmrun.unwrap(runner.model).head.chosen = i  # from here on only the chosen head predicts
     runner.logger.info(f"chosen on the holdout: {heads[i]['name']} lr {heads[i]['lr']:g} "
                        f"(top-1 {scores[heads[i]['name'] + '/top1']:.2f})")
+    for h in heads:
+        h.update(holdout_top1=scores[f"{h['name']}/top1"], holdout_top5=scores[f"{h['name']}/top5"])
+    if runner.rank == 0:  # the choice is on disk before the validation set is opened
+        atomic_json(os.path.join(args.work_dir, "sweep.json"), {"chosen": heads[i]["name"], "heads": heads})
     metrics = runner.test()  # the validation set, read once, by the chosen head
     if runner.rank == 0:
-        for h in heads:
-            h.update(holdout_top1=scores[f"{h['name']}/top1"], holdout_top5=scores[f"{h['name']}/top5"])
-        atomic_json(os.path.join(args.work_dir, "sweep.json"), {"chosen": heads[i]["name"], "heads": heads})
         final = mmrun.nest(metrics)
         final["sweep"] = {"lr": heads[i]["lr"], "holdout_top1": heads[i]["holdout_top1"]}
         atomic_json(os.path.join(args.work_dir, "final_metrics.json"), final)
