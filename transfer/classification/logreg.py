@@ -71,15 +71,15 @@ class Rows:
 
 def fit(rows, num_classes, C, init=None, max_iter=1000, tol=1e-12, memory=5, change_tol=None):
     """(W, b, iterations): argmin mean CE(x W^T + b) + 1 / (2 C n) ||W||^2 by L-BFGS from `init` (zeros).
-    Stops at max|gradient| <= tol (scikit-learn's gtol), a loss change below change_tol (cuML's default
-    delta = tol / 100), or max_iter iterations."""
+    Stops at max|gradient| <= tol (scikit-learn's gtol), a loss change below change_tol (default 64 eps,
+    scikit-learn's ftol; cuML's default delta = tol / 100 is the same 1e-14 at dinov2's tol), or max_iter."""
     W = torch.zeros(num_classes, rows.dim, dtype=rows.dtype, device=rows.device) if init is None else init[0].clone()
     b = torch.zeros(num_classes, dtype=rows.dtype, device=rows.device) if init is None else init[1].clone()
     W.requires_grad_(True)
     b.requires_grad_(True)
     lam = 1.0 / (C * rows.n)
     opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, max_eval=max_iter * 25, tolerance_grad=tol,
-                            tolerance_change=tol / 100 if change_tol is None else change_tol, history_size=memory,
+                            tolerance_change=64 * torch.finfo(rows.dtype).eps if change_tol is None else change_tol, history_size=memory,
                             line_search_fn="strong_wolfe")
 
     def closure():
