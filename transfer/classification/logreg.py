@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from transfer.classification import BadInput, build_model, load_config, need_keys, parser, refuse, write_results
+from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
 from transfer.classification import features, holdout, knn
 
 TASK = "logreg"
@@ -163,7 +163,7 @@ def check_config(cfg, path):
 
 def prepare(args):
     """Everything checked before any work: config, data, device, weights, layer. Raises BadInput."""
-    cfg = load_config(args.config)
+    cfg = build_cfg(args.config)
     check_config(cfg, args.config)
     cfg["_path"] = args.config
     train, val = knn.check_data({**cfg, "k": []}, args.data_root)  # the same class folders as kNN's

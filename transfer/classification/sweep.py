@@ -98,6 +98,13 @@ def to_sweep(cfg, factors, vit_variants):
             for name, (v, f) in zip(names, [(v, f) for v in variants for f in factors])]
 
 
+def build_cfg(config, overrides=()):
+    """The runner contract: the `linear` config with the sweep's heads (the data split comes at run time)."""
+    cfg = mmrun.build_cfg(config, overrides)
+    to_sweep(cfg, FACTS["lr_factors"], FACTS["vit_variants"])
+    return cfg
+
+
 def write_split(cfg, work_dir, fraction, seed):
     """Train on `fit`, choose on `holdout`: both lists of mmpretrain's own listing of train/ (its order and
     labels), written as ann files under RUN/split/; the validation loader keeps val/ for the final test."""
@@ -129,7 +136,7 @@ def write_split(cfg, work_dir, fraction, seed):
 def main(argv=None):
     args = mmrun.parser(__doc__.split("\n")[0]).parse_args(argv)
     try:
-        cfg, expected = mmrun.build_cfg(args, tasks=("linear",), recipes=linear.RECIPES)
+        cfg, expected = mmrun.run_cfg(args, tasks=("linear",), recipes=linear.RECIPES)
         recipe_cfg = copy.deepcopy(cfg)
         heads = to_sweep(cfg, FACTS["lr_factors"], FACTS["vit_variants"])
         sizes = write_split(cfg, args.work_dir, FACTS["holdout_fraction"], FACTS["holdout_seed"])

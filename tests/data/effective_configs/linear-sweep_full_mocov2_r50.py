@@ -1,0 +1,184 @@
+data_dir = 'imagenet'
+data_preprocessor = dict(
+    mean=[
+        123.675,
+        116.28,
+        103.53,
+    ],
+    num_classes=1000,
+    std=[
+        58.395,
+        57.12,
+        57.375,
+    ],
+    to_rgb=True)
+default_hooks = dict(
+    checkpoint=dict(interval=10, max_keep_ckpts=3, type='CheckpointHook'),
+    logger=dict(interval=100, type='LoggerHook'),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    timer=dict(type='IterTimerHook'),
+    visualization=dict(enable=False, type='VisualizationHook'))
+default_scope = 'mmpretrain'
+env_cfg = dict(
+    cudnn_benchmark=False,
+    dist_cfg=dict(backend='nccl'),
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
+load_from = None
+log_level = 'INFO'
+model = dict(
+    backbone=dict(
+        depth=50,
+        frozen_stages=4,
+        num_stages=4,
+        out_indices=(3, ),
+        style='pytorch',
+        type='ResNet'),
+    head=dict(
+        in_channels=2048,
+        init_cfg=dict(bias=0.0, layer='Linear', std=0.01, type='Normal'),
+        loss=dict(type='CrossEntropyLoss'),
+        lr_factors=[
+            0.1,
+            0.14677992676220694,
+            0.21544346900318834,
+            0.31622776601683794,
+            0.46415888336127786,
+            0.6812920690579614,
+            1.0,
+            1.4677992676220697,
+            2.1544346900318834,
+            3.1622776601683795,
+            4.641588833612779,
+            6.812920690579611,
+            10.0,
+        ],
+        num_classes=1000,
+        type='SweepLinearHead',
+        variants=[
+            'gap',
+        ]),
+    neck=dict(type='GlobalAveragePooling'),
+    type='ImageClassifier')
+optim_wrapper = dict(
+    optimizer=dict(lr=30.0, momentum=0.9, type='SGD', weight_decay=0.0),
+    paramwise_cfg=dict(
+        custom_keys=dict({
+            'head.fcs.0.': dict(lr_mult=0.1),
+            'head.fcs.1.': dict(lr_mult=0.14677992676220694),
+            'head.fcs.10.': dict(lr_mult=4.641588833612779),
+            'head.fcs.11.': dict(lr_mult=6.812920690579611),
+            'head.fcs.12.': dict(lr_mult=10.0),
+            'head.fcs.2.': dict(lr_mult=0.21544346900318834),
+            'head.fcs.3.': dict(lr_mult=0.31622776601683794),
+            'head.fcs.4.': dict(lr_mult=0.46415888336127786),
+            'head.fcs.5.': dict(lr_mult=0.6812920690579614),
+            'head.fcs.6.': dict(lr_mult=1.0),
+            'head.fcs.7.': dict(lr_mult=1.4677992676220697),
+            'head.fcs.8.': dict(lr_mult=2.1544346900318834),
+            'head.fcs.9.': dict(lr_mult=3.1622776601683795)
+        })),
+    type='OptimWrapper')
+param_scheduler = [
+    dict(by_epoch=True, gamma=0.1, milestones=[
+        60,
+        80,
+    ], type='MultiStepLR'),
+]
+randomness = dict(deterministic=False, seed=0)
+recipe = 'mocov2_r50'
+resume = False
+task = 'linear'
+test_cfg = dict()
+test_dataloader = dict(
+    batch_size=64,
+    dataset=dict(
+        data_prefix='val',
+        data_root='data/imagenet',
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(backend='pillow', edge='short', scale=256, type='ResizeEdge'),
+            dict(crop_size=224, type='CenterCrop'),
+            dict(type='PackInputs'),
+        ],
+        type='CustomDataset'),
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(shuffle=False, type='DefaultSampler'))
+test_evaluator = dict(
+    topk=(
+        1,
+        5,
+    ), type='TopkAccuracy')
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(backend='pillow', edge='short', scale=256, type='ResizeEdge'),
+    dict(crop_size=224, type='CenterCrop'),
+    dict(type='PackInputs'),
+]
+train_cfg = dict(max_epochs=100, type='EpochBasedTrainLoop', val_interval=10)
+train_dataloader = dict(
+    batch_size=32,
+    dataset=dict(
+        data_prefix='train',
+        data_root='data/imagenet',
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(backend='pillow', scale=224, type='RandomResizedCrop'),
+            dict(direction='horizontal', prob=0.5, type='RandomFlip'),
+            dict(type='PackInputs'),
+        ],
+        type='CustomDataset'),
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(shuffle=True, type='DefaultSampler'))
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(backend='pillow', scale=224, type='RandomResizedCrop'),
+    dict(direction='horizontal', prob=0.5, type='RandomFlip'),
+    dict(type='PackInputs'),
+]
+val_cfg = dict()
+val_dataloader = dict(
+    batch_size=64,
+    dataset=dict(
+        data_prefix='val',
+        data_root='data/imagenet',
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(backend='pillow', edge='short', scale=256, type='ResizeEdge'),
+            dict(crop_size=224, type='CenterCrop'),
+            dict(type='PackInputs'),
+        ],
+        type='CustomDataset'),
+    num_workers=8,
+    persistent_workers=True,
+    sampler=dict(shuffle=False, type='DefaultSampler'))
+val_evaluator = dict(
+    stages=[
+        'gap_lr00',
+        'gap_lr01',
+        'gap_lr02',
+        'gap_lr03',
+        'gap_lr04',
+        'gap_lr05',
+        'gap_lr06',
+        'gap_lr07',
+        'gap_lr08',
+        'gap_lr09',
+        'gap_lr10',
+        'gap_lr11',
+        'gap_lr12',
+    ],
+    topk=(
+        1,
+        5,
+    ),
+    type='StageAccuracy')
+vis_backends = [
+    dict(type='LocalVisBackend'),
+]
+visualizer = dict(
+    type='UniversalVisualizer', vis_backends=[
+        dict(type='LocalVisBackend'),
+    ])
