@@ -136,7 +136,8 @@ def test_svm_runners_share_the_feature_cache(demo_root, tmp_path, capsys):
     full = write_config(tmp_path, "svm_quick.yaml", preprocess=TINY_SQUASH, layers=["gap"], n_jobs=1)
     args = ["--data-root", demo_root, "--features-dir", str(cache)]
     assert svm.main(["--config", full, "--work-dir", str(tmp_path / "full"), *args]) == 0
-    assert 0 <= json.load(open(tmp_path / "full" / "final_metrics.json"))["svm"]["mAP_gap"] <= 100
+    full_map = json.load(open(tmp_path / "full" / "final_metrics.json"))["svm"]["mAP_gap"]
+    assert 0 <= full_map <= 100
     stamps = {f: os.path.getmtime(cache / f) for f in os.listdir(cache)}
     assert set(stamps) == {"voc07_trainval_gap.npz", "voc07_test_gap.npz"}
     low = write_config(tmp_path, "svm_lowshot_quick.yaml", preprocess=TINY_SQUASH, layers=["gap"], n_jobs=1,
@@ -147,6 +148,11 @@ def test_svm_runners_share_the_feature_cache(demo_root, tmp_path, capsys):
     assert {f: os.path.getmtime(cache / f) for f in os.listdir(cache)} == stamps  # not extracted again
     metrics = json.load(open(tmp_path / "low" / "final_metrics.json"))["svm_lowshot"]
     assert set(metrics) == {"mAP_gap_k2"}
+    # per-image files: test scores per class (low-shot: per sample) that give the runs' own mAP back
+    for run, name, value in (("full", "svm/mAP_gap", full_map), ("low", "svm_lowshot/mAP_gap_k2", metrics["mAP_gap_k2"])):
+        data = perimage.read(str(tmp_path / run))
+        assert data["labels"].shape == (20, 20) and len(data["ids"]) == 20 and data[name].shape[-2:] == (20, 20)
+        assert perimage.metric(name, data, np.ones((1, 20)))[0] == pytest.approx(value, abs=1e-3)
 
 
 def imagenet_copy(demo_root, tmp_path):

@@ -14,6 +14,7 @@ from mmengine.config import Config
 from converters import to_mmpretrain
 from tests.badinput import refuses
 from tests.conftest import config_path
+from transfer import perimage
 from transfer.classification import finetune, linear, stages
 
 # The published recipes, written from the official sources (not from transfer/classification):
@@ -188,7 +189,18 @@ TINY = ["train_cfg.max_epochs=1", "train_cfg.val_interval=2", "default_hooks.che
 def run(module, name, root, work, weights=None, opts=ONE_EPOCH):
     argv = ["--config", config_path("mmpretrain", name), "--data-root", str(root), "--work-dir", str(work)]
     assert module.main(argv + (["--weights", weights] if weights else []) + ["--cfg-options", *opts]) == 0
-    return json.load(open(work / "final_metrics.json")), json.load(open(work / "fingerprint.json"))
+    metrics = json.load(open(work / "final_metrics.json"))
+    # the per-image file: every val image ('class/x.jpg', sorted), its class, each head's top-1 class,
+    # which give the run's own top-1 accuracies back
+    data = perimage.read(str(work))
+    val = os.path.join(root, "places205" if "places205" in name else "imagenet", "val")
+    assert list(data["ids"]) == sorted(f"{c}/{f}" for c in os.listdir(val) for f in os.listdir(os.path.join(val, c)))
+    heads = [k for k in data if k not in ("ids", "labels")]
+    assert heads == sorted(f"{g}/top1" for g in metrics) and len(data["labels"]) == len(data["ids"])
+    for head in heads:
+        group = head.split("/")[0]
+        assert perimage.metric(head, data, np.ones((1, len(data["ids"]))))[0] == pytest.approx(metrics[group]["top1"])
+    return metrics, json.load(open(work / "fingerprint.json"))
 
 
 def test_linear_probe_leaves_the_backbone_unchanged(tmp_path, demo_root, r50):
@@ -211,7 +223,6 @@ def test_linear_vit_small_end_to_end(tmp_path, demo_root):
     assert fp["features"] == "class token after the final LayerNorm" and fp["trained"] == "head"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("places", [False, True])
 def test_linear_stages_end_to_end(tmp_path, demo_root, places):
     root = demo_root

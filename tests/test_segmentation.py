@@ -2,11 +2,14 @@
 import json
 import os
 
+import numpy as np
+import pytest
 import torch
 import torchvision
 
 from converters import to_mmseg
 from tests.conftest import config_path
+from transfer import perimage
 from transfer.segmentation import train
 
 TINY = ["train_cfg.max_iters=2", "train_cfg.val_interval=2", "default_hooks.checkpoint.interval=1",
@@ -33,6 +36,12 @@ def test_weights_load_then_resume_from_own_checkpoint(tmp_path, demo_root):
     final = json.load(open(work / "final_metrics.json"))["sem_seg"]
     per_class = [k for k in final if k.startswith("IoU.")]
     assert len(per_class) == 21 and "IoU.background" in per_class
+    # the per-image file: each val image's intersection and union per class, which give the mIoU back
+    data = perimage.read(str(work))
+    val = [line.strip() for line in open(os.path.join(demo_root, "VOC2012", "ImageSets", "Segmentation", "val.txt"))]
+    assert list(data["ids"]) == sorted(val) and data["sem_seg/mIoU"].shape == (len(val), 2, 21)
+    assert (data["sem_seg/mIoU"][:, 0] <= data["sem_seg/mIoU"][:, 1]).all()
+    assert perimage.metric("sem_seg/mIoU", data, np.ones((1, len(val))))[0] == pytest.approx(final["mIoU"], abs=0.005)
     log = open(next(work.glob("*/*.log"))).read()
     assert "backbone: all" in log and "tensors loaded from" in log
     # a longer schedule in the same folder resumes from iter_2.pth, not from the pretrained file

@@ -15,7 +15,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 
 from converters import to_mmpretrain
 from transfer.classification import BadInput, atomic_json, refuse
-from transfer.classification import stages  # noqa: F401  (registers the Feature1-5 modules and metrics)
+from transfer.classification import predictions, stages  # noqa: F401  (stages registers the Feature1-5 modules)
 from transfer import fingerprint
 from transfer.loadcheck import check_loaded
 from transfer import mmengine_run
@@ -168,6 +168,7 @@ def run_cfg(args, tasks, recipes):
     cfg.resume = os.path.isdir(args.work_dir) and find_latest_checkpoint(args.work_dir) is not None
     if not torch.cuda.is_available():
         cfg.env_cfg.dist_cfg = dict(backend="gloo")
+    cfg.test_evaluator = predictions.add_to(cfg.test_evaluator)  # + the per-image top-1 classes
     return cfg, expected
 
 
@@ -263,5 +264,6 @@ def main(argv, description, facts_of, tasks, recipes, frozen):
     runner.train()
     metrics = runner.test()
     if runner.rank == 0:
+        predictions.write(args.work_dir, runner.test_loop.evaluator)  # before final_metrics.json: it marks the end
         atomic_json(os.path.join(args.work_dir, "final_metrics.json"), nest(metrics))
     return 0

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from mocodata.classes import VOC_CLASSES
+from transfer import perimage
 from transfer.classification import BadInput, build_cfg, build_model, atomic_json, need_keys, parser, refuse, write_results
 from transfer.classification import backbone, features
 
@@ -161,8 +162,12 @@ def run_full(Xtr, Ytr, Xte, Yte, classes, cfg, seed, log):
     ap = [test_ap(clf, Xte, Yte[:, c]) for c, (clf, _) in zip(classes, fits)]
     n_warn = sum(n for _, n in cv) + sum(n for _, n in fits)
     log(f"svm: {n_warn} of {len(cv) * cfg['cv_folds'] + len(fits)} fits hit max_iter=2000 (ConvergenceWarning)")
+    scores = np.full((len(Xte), Yte.shape[1]), np.nan, np.float32)  # per image and class, for transfer/perimage.py
+    for c, (clf, _) in zip(classes, fits):
+        scores[:, c] = clf.decision_function(Xte)
     return {"mAP": 100.0 * float(np.mean(ap)), "ap": dict(zip((VOC_CLASSES[c] for c in classes), ap)),
-            "cost": dict(zip((VOC_CLASSES[c] for c in classes), chosen)), "cv": cv_mat.tolist(), "warnings": n_warn}
+            "cost": dict(zip((VOC_CLASSES[c] for c in classes), chosen)), "cv": cv_mat.tolist(), "warnings": n_warn,
+            "scores": scores}
 
 
 def lowshot_sample(Y, k, negatives_per_positive, rng, classes=None):
@@ -187,8 +192,16 @@ def lowshot_task(Xtr, column, Xte, test_column, costs, seed):
     return aps, n_warn
 
 
+def lowshot_scores(Xtr, column, Xte, cost, seed):
+    """Test decision values of one class of one sample at one cost: lowshot_task's classifier, refit."""
+    keep = column != -1
+    clf, _ = quietly(make_svm(cost, seed).fit, Xtr[keep], np.where(column[keep] == 1, 1, -1))
+    return clf.decision_function(Xte)
+
+
 def run_lowshot(Xtr, Ytr, Xte, Yte, classes, cfg, seed, log):
-    """{k: {'mAP', 'std', 'min', 'max', 'cost'}}: per k the cost with the best mean test mAP over samples."""
+    """{k: {'mAP', 'std', 'min', 'max', 'cost', 'scores'}}: per k the cost with the best mean test mAP over
+    samples, and at that cost the test decision values (samples, images, classes) for transfer/perimage.py."""
     from joblib import delayed
 
     costs, ks, S = cost_list(cfg["costs"]), cfg["lowshot_k"], cfg["lowshot_samples"]
@@ -205,6 +218,14 @@ def run_lowshot(Xtr, Ytr, Xte, Yte, classes, cfg, seed, log):
         col = 100.0 * ap[:, j, best]
         out[k] = {"mAP": float(col.mean()), "std": float(col.std()), "min": float(col.min()),
                   "max": float(col.max()), "cost": costs[best]}
+    # the classifiers of the reported cost, fitted again (seeded: the same ones) for their test scores
+    refit = iter(parallel((delayed(lowshot_scores)(Xtr, samples[s, k][:, c], Xte, out[k]["cost"], seed)
+                           for k in ks for s in range(S) for c in classes), cfg["n_jobs"]))
+    for k in ks:
+        out[k]["scores"] = np.full((S, len(Xte), Yte.shape[1]), np.nan, np.float32)
+        for s in range(S):
+            for c in classes:
+                out[k]["scores"][s, :, c] = next(refit)
     return out, n_warn
 
 
@@ -264,31 +285,35 @@ def main(argv=None):
     fte = features.get(model, wkey, test[0], test[1], "voc07_" + cfg["test_split"], **common)
     if skipped:
         print(f"svm: {len(skipped)} classes skipped (short_classes: skip): {sorted(skipped)}")
-    metrics, details = evaluate(cfg, ftr, fte, classes, args.seed)
+    metrics, details, scores = evaluate(cfg, ftr, fte, classes, args.seed)
     details["skipped_classes"] = skipped
     atomic_json(os.path.join(args.work_dir, "svm_details.json"), details)
+    ids = [os.path.splitext(os.path.basename(p))[0] for p in test[0]]  # VOC image ids
+    perimage.write(args.work_dir, ids, fte[cfg["layers"][0]].labels, scores)
     write_results(args.work_dir, cfg.get("task", "svm"), metrics, facts(cfg, args, model, train, test, skipped))
     return 0
 
 
 def evaluate(cfg, ftr, fte, classes, seed):
-    """({group: {metric: value}}, details) for every layer of the config."""
-    metrics, details = {}, {}
+    """({group: {metric: value}}, details, {metric: per-image test scores}) for every layer of the config."""
+    metrics, details, scores = {}, {}, {}
     for layer in cfg["layers"]:
         start = time.time()
         Xtr, Xte = normalize(ftr[layer].feats), normalize(fte[layer].feats)
         if cfg["mode"] == "full":
             r = run_full(Xtr, ftr[layer].labels, Xte, fte[layer].labels, classes, cfg, seed, print)
             metrics.setdefault("svm", {})[f"mAP_{layer}"] = r["mAP"]
+            scores[f"svm/mAP_{layer}"] = r.pop("scores")
             print(f"svm {layer}: mAP {r['mAP']:.2f} ({time.time() - start:.0f} s)")
         else:
             r, _ = run_lowshot(Xtr, ftr[layer].labels, Xte, fte[layer].labels, classes, cfg, seed, print)
             for k, row in r.items():
                 metrics.setdefault("svm_lowshot", {})[f"mAP_{layer}_k{k}"] = row["mAP"]
+                scores[f"svm_lowshot/mAP_{layer}_k{k}"] = row.pop("scores")
                 print(f"svm low-shot {layer} k={k}: mAP {row['mAP']:.2f} +- {row['std']:.2f} (cost {row['cost']:g})")
             r = {str(k): v for k, v in r.items()}
         details[layer] = r
-    return metrics, details
+    return metrics, details, scores
 
 
 def facts(cfg, args, model, train, test, skipped):

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 
+import numpy as np
 import torch
 from mmengine.config import DictAction
 from mmengine.hooks import Hook
@@ -17,7 +18,7 @@ from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-from transfer import fingerprint, loadcheck
+from transfer import fingerprint, loadcheck, perimage
 from transfer.mmengine_run import build_cfg, trust_own_checkpoints
 
 
@@ -40,9 +41,19 @@ class BackboneLoadedCheck(Hook):
 @METRICS.register_module()
 class PerClassIoUMetric(IoUMetric):
     """mmseg's IoUMetric, also returning `IoU.<class>` (None for a class absent from both the
-    predictions and the labels, which mIoU's nanmean skips as well)."""
+    predictions and the labels, which mIoU's nanmean skips as well), and keeping each image's
+    intersection and union per class (`per_image`: names, (N, 2, C)) for transfer/perimage.py."""
+
+    def process(self, data_batch, data_samples):
+        start = len(self.results)
+        super().process(data_batch, data_samples)
+        for i, ds in zip(range(start, len(self.results)), data_samples):  # each image's counts, with its name
+            self.results[i] = (*self.results[i], os.path.splitext(os.path.basename(ds["img_path"]))[0])
 
     def compute_metrics(self, results):
+        rows = sorted((r[4], np.stack([r[0].cpu().numpy(), r[1].cpu().numpy()]).astype(np.int64)) for r in results)
+        self.per_image = [n for n, _ in rows], np.stack([c for _, c in rows]) if rows else None
+        results = [r[:4] for r in results]
         metrics = super().compute_metrics(results)
         inter, union = sum(r[0] for r in results), sum(r[1] for r in results)
         for name, i, u in zip(self.dataset_meta["classes"], inter.tolist(), union.tolist()):
@@ -105,6 +116,9 @@ def main(argv=None):
     runner.train()
     metrics = runner.test()
     if runner.rank == 0:
+        iou = next((m for m in runner.test_loop.evaluator.metrics if isinstance(m, PerClassIoUMetric)), None)
+        if iou is not None and iou.per_image[1] is not None:  # before final_metrics.json: it marks the end
+            perimage.write(args.work_dir, iou.per_image[0], None, {"sem_seg/mIoU": iou.per_image[1]})
         with open(os.path.join(args.work_dir, "final_metrics.json"), "w") as f:
             json.dump({"sem_seg": metrics}, f, indent=1)
     return metrics
