@@ -149,3 +149,39 @@ def test_sigterm_to_the_suite_stops_its_trainer(tmp_path):
             return  # the trainer is gone
         time.sleep(0.1)
     raise AssertionError("the trainer outlived the suite")
+
+
+def test_overrides_reach_the_tasks_they_are_meant_for_as_their_runners_parse_them(demo_root, tmp_path):
+    """What run_suite checks is what the runner builds: the MMEngine runners' own parser (DictAction) and
+    run_cfg get the override from the command line; a 'TASK:' prefix keeps it from the other tasks."""
+    from transfer.classification import mmrun
+    from transfer.segmentation import train
+
+    args = run_suite.parse_args(["--task", "seg,linear,voc", "--cfg-options", "seg:train_cfg.max_iters=3",
+                                 "linear:train_cfg.max_epochs=2", "--opts", "voc:SOLVER.MAX_ITER", "5"])
+    tasks = run_suite.parse_tasks(args.task)
+    routed = run_suite.route_overrides(tasks, args.opts, args.cfg_options)
+    assert routed == {"seg": ["train_cfg.max_iters=3"], "linear": ["train_cfg.max_epochs=2"],
+                      "voc": ["SOLVER.MAX_ITER", "5"]}
+    args.recipe = "mocov2_r50"
+    for p in tasks:  # the pre-check passes the real keys
+        run_suite.check_config(p, run_suite.config_path(p, "quick", args), args, routed[p.name])
+    seg, linear = protocols.TASKS["seg"], protocols.TASKS["linear"]
+    cmd = run_suite.command(seg, run_suite.config_path(seg, "quick", args), str(tmp_path / "s"), demo_root, 0, {},
+                            args, routed["seg"])
+    cfg = train.run_cfg(train.parser().parse_args(cmd[cmd.index("-m") + 2:]))
+    assert cfg.train_cfg.max_iters == 3
+    cmd = run_suite.command(linear, run_suite.config_path(linear, "quick", args), str(tmp_path / "l"), demo_root, 0,
+                            {}, args, routed["linear"])
+    cfg, _ = mmrun.run_cfg(mmrun.parser("linear").parse_args(cmd[cmd.index("-m") + 2:]), ("linear",), ["mocov2_r50"])
+    assert cfg.train_cfg.max_epochs == 2
+    assert run_suite.route_overrides(tasks[:1], [], ["train_cfg.max_iters=3"]) == {"seg": ["train_cfg.max_iters=3"]}
+
+
+@pytest.mark.slow
+def test_an_override_is_in_the_effective_config_of_the_run(demo_root, tmp_path):
+    out = tmp_path / "suite"
+    assert run_suite.main(["--task", "seg", "--data", demo_root, "--quick", "--out", str(out),
+                           "--cfg-options", "train_cfg.max_iters=2"]) == 0
+    dumped = (out / "seg" / "seed0" / "fcn_r50-d8_quick_voc12aug.py").read_text()  # MMEngine's dump of the run's config
+    assert "train_cfg = dict(max_iters=2, type='IterBasedTrainLoop'" in dumped

@@ -73,24 +73,25 @@ def torchrun(args):
     return prefix
 
 
-def command(p, cfg, run_dir, root, seed, weights, args):
-    """The runner's command line for one (protocol, seed), through the framework's own launcher."""
+def command(p, cfg, run_dir, root, seed, weights, args, overrides=()):
+    """The runner's command line for one (protocol, seed), through the framework's own launcher, with
+    the overrides meant for this task (`route_overrides`), as its override flag takes them."""
     machines = ["--num-gpus", str(args.num_gpus), "--num-machines", str(args.num_machines),
                 "--machine-rank", str(args.machine_rank)] + (["--dist-url", args.dist_url] if args.dist_url else [])
     w = weights.get(p.weights)
     if p.framework == "detectron2":
         cmd = [sys.executable, "-m", p.runner, "--config-file", cfg, "--data-root", root, *machines,
                "--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
-        return cmd + (["MODEL.WEIGHTS", w] if w else []) + list(args.opts)
+        return cmd + (["MODEL.WEIGHTS", w] if w else []) + list(overrides)
     common = ["--config", cfg, "--data-root", root, "--work-dir", run_dir, "--seed", str(seed)] + (["--weights", w] if w else [])
     if p.framework == "detectron2-lazy":
-        return [sys.executable, "-m", p.runner, *common, *machines, "--resume"] + (["--opts", *args.opts] if args.opts else [])
+        return [sys.executable, "-m", p.runner, *common, *machines, "--resume"] + (["--opts", *overrides] if overrides else [])
     if p.framework in ("mmseg", "mmpretrain"):
         distributed = args.num_gpus * args.num_machines > 1
         prefix = torchrun(args) if distributed else [sys.executable]
         cmd = prefix + ["-m", p.runner, *common] + (["--launcher", "pytorch"] if distributed else [])
         cmd += ["--task", p.name] if p.framework == "mmseg" else []
-        return cmd + (["--cfg-options", *args.cfg_options] if args.cfg_options else [])
+        return cmd + (["--cfg-options", *overrides] if overrides else [])
     return [sys.executable, "-m", p.runner, *common] + ([] if w else ["--arch", args.arch or p.archs[0]])
 
 
@@ -149,28 +150,79 @@ def run_one(task, cmd, run_dir, seed):
     return finished(run_dir, minutes)
 
 
-def check_config(p, path, args):
-    """Builds the task's config the way its runner does, with the user's overrides, before any work."""
+OVERRIDE_FLAG = {"detectron2": "--opts", "detectron2-lazy": "--opts", "mmseg": "--cfg-options",
+                 "mmpretrain": "--cfg-options"}  # the framework's own override flag; other runners take none
+
+
+def split_task(token, names):
+    """('seg', 'key=value') for 'seg:key=value'; (None, token) without a task prefix."""
+    head, sep, rest = token.partition(":")
+    return (head, rest) if sep and head in names else (None, token)
+
+
+def route_overrides(tasks, opts, cfg_options):
+    """{task: the override tokens meant for it}. `TASK:KEY...` goes to that task only; a token without
+    a prefix goes to every selected task, and each must take the flag it came with (detectron2:
+    --opts, MMEngine: --cfg-options); kNN and SVM take none. BadInput names the token otherwise."""
+    names = [p.name for p in tasks]
+    units = []  # (flag, task or None, tokens): a yacs KEY VALUE pair, a LazyConfig or MMEngine key=value
+    i = 0
+    while i < len(opts):
+        task, key = split_task(opts[i], protocols.TASKS)
+        if "=" in key:
+            units.append(("--opts", task, [key]))
+            i += 1
+        elif i + 1 < len(opts):
+            units.append(("--opts", task, [key, opts[i + 1]]))
+            i += 2
+        else:
+            raise BadInput(f"--opts {opts[i]}: no value after the key (detectron2 takes KEY VALUE pairs)")
+    for token in cfg_options:
+        task, key = split_task(token, protocols.TASKS)
+        if "=" not in key:
+            raise BadInput(f"--cfg-options {token}: not key=value")
+        units.append(("--cfg-options", task, [key]))
+    routed = {name: [] for name in names}
+    for flag, task, tokens in units:
+        text = " ".join(tokens if task is None else [f"{task}:{tokens[0]}", *tokens[1:]])
+        if task is not None and task not in names:
+            raise BadInput(f"{flag} {text}: task '{task}' is not among --task {','.join(names)}")
+        for p in tasks:
+            if task in (None, p.name):
+                if OVERRIDE_FLAG.get(p.framework) != flag:
+                    takes = f"takes {OVERRIDE_FLAG[p.framework]}" if p.framework in OVERRIDE_FLAG else "takes none"
+                    raise BadInput(f"{flag} {text}: task '{p.name}' {takes} (its recipe is its config); "
+                                   f"give the task an override is for as a prefix, e.g. TASK:{tokens[0]}")
+                routed[p.name] += tokens
+    return routed
+
+
+def parsed(p, tokens):
+    """The overrides as the task's runner receives them: the MMEngine runners parse --cfg-options into a
+    dict with DictAction, so the check does the same."""
+    if OVERRIDE_FLAG.get(p.framework) != "--cfg-options":
+        return list(tokens)
+    if not tokens:
+        return {}
+    from mmengine.config import DictAction
+
+    cli = argparse.ArgumentParser()
+    cli.add_argument("--cfg-options", nargs="+", action=DictAction)
+    return cli.parse_args(["--cfg-options", *tokens]).cfg_options
+
+
+def check_config(p, path, args, overrides=()):
+    """Builds the task's config the way its runner does, with the overrides it will get, before any work."""
     import importlib
 
     world = args.num_gpus * args.num_machines
-    runner = importlib.import_module(p.runner)
-    try:
-        if p.framework == "detectron2":
-            cfg = runner.build_cfg(path, args.opts)
-            if cfg.SOLVER.IMS_PER_BATCH % world:
-                raise BadInput(f"{os.path.relpath(path, REPO)}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} "
-                                 f"cannot be split over {world} GPUs; use a count that divides it, or --lowgpu")
-        elif hasattr(runner, "build_cfg"):
-            runner.build_cfg(path, args.opts if p.framework == "detectron2-lazy" else args.cfg_options)
-    except (KeyError, ValueError, AssertionError, AttributeError) as e:
-        if isinstance(e, BadInput):
-            raise
-        flag = "--opts" if p.framework.startswith("detectron2") else "--cfg-options"
-        raise BadInput(f"{flag} {' '.join(args.opts or args.cfg_options or [])}: {e}") from None
+    cfg = importlib.import_module(p.runner).build_cfg(path, parsed(p, overrides))  # BadInput names the key
+    if p.framework == "detectron2" and cfg.SOLVER.IMS_PER_BATCH % world:
+        raise BadInput(f"{os.path.relpath(path, REPO)}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} "
+                       f"cannot be split over {world} GPUs; use a count that divides it, or --lowgpu")
 
 
-def check_launch(tasks, variant, args):
+def check_launch(tasks, variant, args, overrides):
     """GPUs, machines and memory the configs cannot use stop the suite before any work."""
     import shutil
 
@@ -193,7 +245,7 @@ def check_launch(tasks, variant, args):
         raise BadInput(f"the {variant} protocols need GPUs (a CPU run of the full COCO protocol was killed at "
                          "23 GB and would take weeks); use --quick for a smoke run, or --allow-cpu to try anyway")
     for p in tasks:
-        check_config(p, config_path(p, variant, args), args)
+        check_config(p, config_path(p, variant, args), args, overrides[p.name])
         if variant == "full" and world != p.gpus:
             hint = " (--lowgpu keeps the images per update)" if "lowgpu" in p.configs else ""
             print(f"warning: the {p.name} protocol ran on {p.gpus} GPUs; on {world} the BN statistics see other "
@@ -262,8 +314,12 @@ def parse_args(argv):
     p.add_argument("--partition", default="", help="SLURM partition")
     p.add_argument("--timeout-min", type=int, default=24 * 60, help="SLURM job time limit, minutes")
     p.add_argument("--slurm-cluster", default=None, help=argparse.SUPPRESS)  # submitit's 'debug'/'local', for tests
-    p.add_argument("--opts", nargs="*", default=[], help="detectron2 overrides: KEY VALUE pairs (LazyConfig: key=value)")
-    p.add_argument("--cfg-options", nargs="*", default=[], help="MMEngine overrides (mmseg, mmpretrain): key=value")
+    p.add_argument("--opts", nargs="*", default=[],
+                   help="detectron2 overrides: KEY VALUE pairs (LazyConfig: key=value); 'TASK:KEY' sends one to that "
+                        "task only, a key without a prefix goes to every selected task, each of which must take it")
+    p.add_argument("--cfg-options", nargs="*", default=[],
+                   help="MMEngine overrides (mmseg, mmpretrain): key=value; 'TASK:key=value' for that task only, "
+                        "without a prefix to every selected task, each of which must have the key (kNN/SVM take none)")
     args = p.parse_args(argv)
     args.recipe = None
     return args
@@ -337,7 +393,8 @@ def main(argv=None):
         arch, sd, info = read_weights(args.weights, tasks) if args.weights else (args.arch, None, {})
         args.arch = arch
         args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
-        check_launch(tasks, variant, args)
+        overrides = route_overrides(tasks, args.opts, args.cfg_options)
+        check_launch(tasks, variant, args, overrides)
         held = lock(args.out)
         weights = write_weights(args.weights, arch, sd, info, tasks, os.path.join(args.out, "weights")) if sd else {}
     except (BadInput, validate.DataError, ConversionError) as e:
@@ -348,7 +405,7 @@ def main(argv=None):
         cfg = config_path(p, variant, args)
         for seed in range(args.seeds):
             run_dir = os.path.join(args.out, p.name, f"seed{seed}")
-            jobs.append((p.name, command(p, cfg, run_dir, root, seed, weights, args), run_dir, seed))
+            jobs.append((p.name, command(p, cfg, run_dir, root, seed, weights, args, overrides[p.name]), run_dir, seed))
             configs.append(os.path.relpath(cfg, REPO))
     stop_on_sigterm()
     try:

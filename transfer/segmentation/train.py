@@ -92,7 +92,7 @@ def run_cfg(args):
     return cfg
 
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", required=True)
     p.add_argument("--data-root", required=True, help="folder with VOC2012/ (VOC12aug layout)")
@@ -103,7 +103,11 @@ def main(argv=None):
     p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
     p.add_argument("--cfg-options", nargs="+", action=DictAction)
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     cfg = run_cfg(args)
     runner = Runner.from_cfg(cfg)
     if runner.rank == 0:
