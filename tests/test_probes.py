@@ -173,8 +173,9 @@ def test_logreg_end_to_end(tmp_path, demo_root):
     argv = ["--config", logreg_config(tmp_path), "--data-root", demo_root, "--work-dir", str(work)]
     assert logreg.main(argv) == 0
     m, fp = json.load(open(work / "final_metrics.json")), json.load(open(work / "fingerprint.json"))
-    assert set(m["logreg"]) == {"top1", "top5", "C", "holdout_top1"} and 0 <= m["logreg"]["top1"] <= 100
-    assert m["logreg"]["C"] in [pytest.approx(c) for c in logreg.c_grid(DINOV2_LOGREG["c_powers"])]
+    assert set(m["logreg"]) == {"top1", "top5", "log10_C", "holdout_top1"} and 0 <= m["logreg"]["top1"] <= 100
+    assert fp["chosen_C"] in logreg.c_grid(DINOV2_LOGREG["c_powers"])
+    assert m["logreg"]["log10_C"] == pytest.approx(np.log10(fp["chosen_C"]))
     assert fp["holdout_images"] == 2 and len(fp["sweep"]) == 45 and fp["refit_on_all_train"]
     assert any(d.startswith("max_iter: 20") for d in fp["deviations"])
     assert np.load(work / "features" / "train_gap.npy", mmap_mode="r").shape == (24, 2048)

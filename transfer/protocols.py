@@ -358,7 +358,7 @@ TASKS.update({p.name: p for p in [
         name="logreg", framework="torch", runner="transfer.classification.logreg", data="imagenet-val",
         weights="checkpoint", archs=("resnet50", *VITS), gpus=1,
         configs={"full": "classification/logreg_imagenet{vit}.yaml", "quick": "classification/logreg_quick{vit}.yaml"},
-        metrics=("logreg/top1", "logreg/top5", "logreg/C", "logreg/holdout_top1"),
+        metrics=("logreg/top1", "logreg/top5", "logreg/log10_C", "logreg/holdout_top1"),
         facts=dict(preprocess={"resize": 224, "crop": 224, "interpolation": "bicubic"},
                    c_powers={"start": -6, "stop": 5, "num": 45}, max_iter=1000, tol=1e-12, lbfgs_memory=5,
                    dtype="float64", holdout_fraction=0.1, holdout_seed=0, refit_on_all_train=True),

@@ -207,16 +207,17 @@ def main(argv=None):
     top1, top5 = accuracy(rows(Xva, val[1], np.arange(len(val[0]))), W, b)
     print(f"logreg: C {C:.4g} (holdout top-1 {best[0]:.2f}); val top-1 {top1:.2f}, top-5 {top5:.2f}; "
           f"sweep and refit {time.time() - start:.1f} s on {device}")
-    metrics = {"logreg": {"top1": top1, "top5": top5, "C": C, "holdout_top1": best[0]}}
-    write_results(args.work_dir, TASK, metrics, facts(cfg, args, train, val, device, path, len(held_idx)))
+    # log10 C: the report prints two decimals, and the chosen C is often below 0.005
+    metrics = {"logreg": {"top1": top1, "top5": top5, "log10_C": float(np.log10(C)), "holdout_top1": best[0]}}
+    write_results(args.work_dir, TASK, metrics, facts(cfg, args, train, val, device, path, len(held_idx), C))
     return 0
 
 
-def facts(cfg, args, train, val, device, path, n_held):
+def facts(cfg, args, train, val, device, path, n_held, C):
     from transfer.fingerprint import versions
 
     return dict(layer=cfg["layer"], preprocess=cfg["preprocess"], c_powers=cfg["c_powers"], max_iter=cfg["max_iter"],
-                tol=cfg["tol"], lbfgs_memory=cfg["lbfgs_memory"], dtype=cfg["dtype"],
+                tol=cfg["tol"], chosen_C=C, lbfgs_memory=cfg["lbfgs_memory"], dtype=cfg["dtype"],
                 holdout_fraction=cfg["holdout_fraction"], holdout_seed=cfg["holdout_seed"], refit_on_all_train=True,
                 holdout_images=n_held, num_classes=len(train[2]), train_images=len(train[0]), val_images=len(val[0]),
                 sweep=[dict(C=c, holdout_top1=t, iterations=i) for c, t, i in path], device=str(device),

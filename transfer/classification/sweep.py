@@ -20,7 +20,7 @@ Runner; a sweep that is the same model with a wider head keeps its data pipeline
 checkpoints, resume and backbone checks unchanged, and costs one module (the head) and this runner.
 
 Writes RUN/final_metrics.json ({'accuracy': {'top1', 'top5'}, 'sweep': {'lr', 'holdout_top1'}}),
-RUN/sweep.json (every head's lr, variant and holdout accuracy), RUN/split/{fit,holdout}.txt.
+RUN/per_image.npz (the chosen head's top-1 class per validation image), RUN/sweep.json (every head's lr, variant and holdout accuracy), RUN/split/{fit,holdout}.txt.
 """
 import copy
 import os
@@ -33,7 +33,7 @@ from mmpretrain.models import ClsHead
 from mmpretrain.registry import DATASETS, MODELS
 
 from transfer import fingerprint, protocols
-from transfer.classification import BadInput, atomic_json, holdout, linear, mmrun, refuse
+from transfer.classification import BadInput, atomic_json, holdout, linear, mmrun, predictions, refuse
 
 TASK = "linear-sweep"
 FACTS = protocols.get(TASK).facts  # lr_factors, holdout_fraction, holdout_seed, vit_variants
@@ -161,6 +161,7 @@ def main(argv=None):
         atomic_json(os.path.join(args.work_dir, "sweep.json"), {"chosen": heads[i]["name"], "heads": heads})
     metrics = runner.test()  # the validation set, read once, by the chosen head
     if runner.rank == 0:
+        predictions.write(args.work_dir, runner.test_loop.evaluator)  # per_image.npz, as the linear runner
         final = mmrun.nest(metrics)
         final["sweep"] = {"lr": heads[i]["lr"], "holdout_top1": heads[i]["holdout_top1"]}
         atomic_json(os.path.join(args.work_dir, "final_metrics.json"), final)
