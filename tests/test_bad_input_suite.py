@@ -62,10 +62,12 @@ SUITE = [  # (id, argv with {data} {tmp/...} placeholders, culprit)
      "model.no_such_key"),
     *[(f"{task} misspelt override key", [S, task, "--data", "{data}", "--quick", "--cfg-options",
                                           "optim_wrapper.optimizer.lrr=1"], "optim_wrapper.optimizer.lrr")
-      for task in ("linear", "linear-stages", "finetune", "seg", "ade20k-upernet")],
+      for task in ("linear", "linear-stages", "finetune", "seg", "ade20k-upernet", "linear-sweep")],
     ("a key one selected task lacks", [S, "seg,linear", "--data", "{data}", "--quick", "--cfg-options",
                                        "train_cfg.max_iters=2"], "train_cfg.max_iters"),
     ("an override for kNN", [S, "knn", "--data", "{data}", "--quick", "--cfg-options", "k=1"], "'knn' takes none"),
+    ("an override for logreg", [S, "logreg", "--data", "{data}", "--quick", "--cfg-options", "tol=1"],
+     "'logreg' takes none"),
     ("an override for the SVMs", [S, "svm", "--data", "{data}", "--quick", "--opts", "C", "1"], "'svm' takes none"),
     ("an MMEngine override for detectron2", [S, "voc,seg", "--data", "{data}", "--quick", "--cfg-options",
                                              "train_cfg.max_iters=2"], "'voc' takes --opts"),
