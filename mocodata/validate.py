@@ -338,6 +338,20 @@ CHECKS = {
 }
 
 
+# what each check reads under the data root (`run_suite --task list`, README)
+LAYOUTS = {
+    "voc": "VOC2007/ (trainval, test), VOC2012/ (trainval)",
+    "coco": "coco/annotations/instances_{train,val}2017.json, coco/{train,val}2017/",
+    "seg": "VOC2012/ with SegmentationClass/, SegmentationClassAug/, ImageSets/Segmentation/{train,aug,val}.txt",
+    "imagenet": "imagenet/train/<class>/",
+    "imagenet-val": "imagenet/{train,val}/<class>/",
+    "places205": "places205/{train,val}/<class>/",
+    "voc07-cls": "VOC2007/ (trainval, test)",
+    "ade20k": "ADEChallengeData2016/{images,annotations}/{training,validation}/",
+    "cityscapes": "cityscapes/leftImg8bit/{train,val}/<city>/, gtFine/ with *_labelTrainIds.png",
+}
+
+
 def check_task(task, root):
     """Validates what `task` reads under the data root; returns the number of images."""
     need_dir(root, "data root")

@@ -40,6 +40,10 @@ S = "--task"
 SUITE = [  # (id, argv with {data} {tmp/...} placeholders, culprit)
     ("unknown task", [S, "voc,nosuch"], "nosuch"),
     ("empty task list", [S, ","], "--task"),
+    ("unknown group", [S, "everything"], "'everything'"),
+    ("a group and an unknown task", [S, "all,nosuch"], "'nosuch'"),
+    ("a group with no task for the backbone", [S, "all", "--data", "{data}", "--quick", "--arch", "resnet18"],
+     "no task of it evaluates a resnet18"),
     ("data root missing", [S, "voc", "--data", "{tmp/no_such_root}", "--quick"], "no_such_root"),
     ("data root without VOC", [S, "voc", "--data", "{tmp/folder}", "--quick"], "VOC2007"),
     ("weights missing", [S, "seg", "--data", "{data}", "--quick", "--weights", "{tmp/none.pth}"], "none.pth"),

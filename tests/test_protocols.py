@@ -239,3 +239,29 @@ def test_pretraining_and_converters_load_no_transfer_module():
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transfer'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_task_groups_follow_the_backbone_cheap_tiers_first(monkeypatch):
+    from dataclasses import replace
+
+    r50 = [p.name for p in protocols.select("all")]
+    assert set(r50) == {n for n, p in protocols.TASKS.items() if "resnet50" in p.archs and not p.derived}  # no gaps
+    assert [protocols.get(n).tier for n in r50] == sorted(protocols.get(n).tier for n in r50)
+    assert r50[0] == "knn" and r50.index("linear") < r50.index("voc") < r50.index("coco")
+    assert {p.name for p in protocols.select("all", "vit_base")} == {"knn", "svm", "linear", "finetune", "coco-vitdet",
+                                                                    "ade20k-upernet", "seg-upernet"}
+    assert {p.name for p in protocols.select("dense")} == {"voc", "coco", "seg", "cityscapes"}
+    assert {p.name for p in protocols.select("seeds")} == {"knn", "svm", "svm-lowshot", "linear", "linear-stages",
+                                                          "linear-stages-places", "voc", "coco", "seg"}
+    assert [p.name for p in protocols.select("voc,classification,voc")][:2] == ["voc", "knn"]  # named order, once
+    for p in protocols.TASKS.values():  # every task is in one of the two kinds
+        assert {"classification", "dense"} & set(p.groups) and set(p.groups) <= set(protocols.GROUPS), p.name
+    # a cheaper protocol of our own (derived) joins `all` (or a group) only when named
+    monkeypatch.setitem(protocols.TASKS, "knn-cheap", replace(protocols.get("knn"), name="knn-cheap", derived="cheaper"))
+    assert "knn-cheap" not in [p.name for p in protocols.select("all")]
+    assert "knn-cheap" not in [p.name for p in protocols.select("classification")]
+    assert [p.name for p in protocols.select("all,knn-cheap")][-1] == "knn-cheap"
+    assert {"linear-sweep", "logreg"} <= set(protocols.TASKS)
+    assert not {"linear-sweep", "logreg"} & {p.name for p in protocols.select("all")}
+    with pytest.raises(KeyError, match="nosuch"):
+        protocols.select("all,nosuch")

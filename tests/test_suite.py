@@ -11,7 +11,7 @@ from transfer import protocols, run_suite
 
 def test_unknown_task(capsys):
     assert run_suite.main(["--task", "voc,nosuch"]) == 2
-    assert "unknown task nosuch" in capsys.readouterr().err
+    assert "unknown task or group 'nosuch'" in capsys.readouterr().err
 
 
 def test_data_path_without_layout(tmp_path, capsys):
@@ -29,7 +29,7 @@ def test_weights_that_convert_to_nothing(tmp_path, demo_root, capsys):
 @pytest.mark.slow
 def test_quick_suite_end_to_end(tmp_path, demo_root):
     out = tmp_path / "suite"
-    assert run_suite.main(["--task", "all", "--data", demo_root, "--quick", "--out", str(out)]) == 0
+    assert run_suite.main(["--task", "voc,coco,seg", "--data", demo_root, "--quick", "--out", str(out)]) == 0
     res = json.load(open(out / "results.json"))
     assert {r["task"] for r in res["runs"]} == {"voc", "coco", "seg"}
     assert all(os.path.exists(out / f) for f in ("results.csv", "results.md", "curves.png"))
@@ -116,7 +116,7 @@ def test_a_failing_task_is_recorded_and_the_others_still_run(tmp_path, demo_root
         return [sys.executable, "-c", "raise SystemExit('CUDA error: out of memory')" if p.name == "voc" else "1/0"]
 
     monkeypatch.setattr(run_suite, "command", command)
-    assert run_suite.main(["--task", "all", "--data", demo_root, "--quick", "--out", str(out)]) == 1
+    assert run_suite.main(["--task", "voc,coco,seg", "--data", demo_root, "--quick", "--out", str(out)]) == 1
     runs = {r["task"]: r for r in json.load(open(out / "results.json"))["runs"]}
     assert runs["voc"]["status"] == "failed" and "out of memory" in runs["voc"]["error"]
     assert runs["seg"]["status"] == "done" and runs["coco"]["status"] == "done"
@@ -159,7 +159,7 @@ def test_overrides_reach_the_tasks_they_are_meant_for_as_their_runners_parse_the
 
     args = run_suite.parse_args(["--task", "seg,linear,voc", "--cfg-options", "seg:train_cfg.max_iters=3",
                                  "linear:train_cfg.max_epochs=2", "--opts", "voc:SOLVER.MAX_ITER", "5"])
-    tasks = run_suite.parse_tasks(args.task)
+    tasks = run_suite.parse_tasks(args.task, "resnet50")
     routed = run_suite.route_overrides(tasks, args.opts, args.cfg_options)
     assert routed == {"seg": ["train_cfg.max_iters=3"], "linear": ["train_cfg.max_epochs=2"],
                       "voc": ["SOLVER.MAX_ITER", "5"]}
@@ -185,3 +185,43 @@ def test_an_override_is_in_the_effective_config_of_the_run(demo_root, tmp_path):
                            "--cfg-options", "train_cfg.max_iters=2"]) == 0
     dumped = (out / "seg" / "seed0" / "fcn_r50-d8_quick_voc12aug.py").read_text()  # MMEngine's dump of the run's config
     assert "train_cfg = dict(max_iters=2, type='IterBasedTrainLoop'" in dumped
+
+
+def test_task_list_prints_every_task_with_schedule_data_and_published_numbers(capsys):
+    assert run_suite.main(["--task", "list"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ") and "---" not in line}
+    assert set(protocols.TASKS) <= set(rows)
+    # moco detection/configs/pascal_voc_R_50_C4_24k.yaml: MAX_ITER 24000, IMS_PER_BATCH 16; moco detection/README 82.4
+    assert "24000 iterations x 16 images per update" in rows["voc"] and "82.4" in rows["voc"]
+    assert "random: bbox/AP50 59.02" in rows["voc"] and "VOC2012/" in rows["voc"]
+    # moco main_lincls.py: 100 epochs, batch 256; moco-v3 main_lincls.py: 90 epochs, batch 1024
+    assert "mocov2_r50: 100 epochs x 256 images per update" in rows["linear"]
+    assert "mocov3_r50: 90 epochs x 1024 images per update" in rows["linear"]
+    assert "features of every image once" in rows["knn"] and "imagenet/{train,val}" in rows["knn"]
+    order = [name for name in rows if name in protocols.TASKS]
+    assert order.index("knn") < order.index("linear") < order.index("voc") < order.index("coco")  # cheap first
+
+
+def test_a_data_root_lacking_some_sets_is_named_before_anything_runs(tmp_path, demo_root, capsys):
+    root = tmp_path / "voc_only"
+    root.mkdir()
+    for name in ("VOC2007", "VOC2012"):
+        os.symlink(os.path.join(demo_root, name), root / name)
+    out = tmp_path / "o"
+    assert run_suite.main(["--task", "all", "--data", str(root), "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "lacks what 6 of the 10 selected tasks read" in err, err
+    missing = err.split("With what")[0]
+    for task in ("knn", "linear", "linear-stages", "linear-stages-places", "coco", "cityscapes"):
+        assert f"{task}," in missing or f"{task}:" in missing, task
+    assert "these would run: --task svm,svm-lowshot,voc,seg." in err and not out.exists()
+    for name in ("imagenet", "places205"):  # the small test root has no Places205: its ImageNet has the layout
+        os.symlink(os.path.join(demo_root, "imagenet"), root / name)
+    assert run_suite.main(["--task", "all", "--data", str(root), "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "lacks what 2 of the 10" in err and "(the whole group classification)" in err, err
+    assert run_suite.main(["--task", "dense,knn", "--data", str(root), "--quick", "--arch", "vit_small",
+                           "--out", str(out)]) == 2
+    err = capsys.readouterr().err  # for a ViT, dense is seg-upernet, coco-vitdet, ade20k-upernet
+    assert "lacks what 2 of the 4" in err and "these would run: --task seg-upernet,knn." in err and not out.exists()

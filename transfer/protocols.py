@@ -85,7 +85,20 @@ class Protocol:
     facts: dict = field(default_factory=dict)  # protocol facts; the fingerprint lists every deviation
     archs: tuple = ("resnet50",)  # backbones it accepts (converters.sources arch names)
     gpus: int = 8  # GPUs of the published run
-    derived: str = ""  # "" for a published protocol; else what it is and where it comes from (the report says so)
+    derived: str = ""  # "" for a published protocol; else what it is and where it comes from (the report says so);
+    # a derived protocol runs only when named (`--task all,NAME`), never as part of `all` or a group
+    groups: tuple = ()  # the --task groups it belongs to (GROUPS)
+    tier: int = 0  # its cost class (TIERS): `--task all` and the groups run the cheap tiers first
+    recipes: tuple = ()  # the RECIPES its configs follow (per checkpoint method or ViT size), for its schedule
+
+    def schedule(self):
+        """Iterations or epochs, and images per update, of the full protocol (`--task list`)."""
+        if "max_iter" in self.facts and "images_per_update" in self.facts:
+            return f"{self.facts['max_iter']} iterations x {self.facts['images_per_update']} images per update"
+        if self.recipes:
+            return "; ".join(f"{r}: {RECIPES[r]['epochs']} epochs x {RECIPES[r]['images_per_update']} images per update"
+                             for r in self.recipes)
+        return "no training: features of every image once"
 
     def refs(self, recipe=None, arch=None):
         """metric -> Ref for a checkpoint: some published numbers depend on its recipe or ViT size."""
@@ -192,6 +205,7 @@ def zoo_baselines(task, *extra):
 
 TASKS = {p.name: p for p in [
     Protocol(
+        groups=("dense", "seeds"), tier=2,
         name="voc", framework="detectron2", runner="transfer.detection.train_net", data="voc", weights="detectron2",
         configs={"full": "detectron2/pascal_voc_R_50_C4_24k_moco.yaml",
                  "lowgpu": "detectron2/pascal_voc_R_50_C4_24k_moco_lowgpu.yaml",
@@ -209,6 +223,7 @@ TASKS = {p.name: p for p in [
                    images_per_update=16, bn_images=16, base_lr=0.02, max_iter=24000, steps=[18000, 22000],
                    train_min_size=[480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800], test_size=800)),
     Protocol(
+        groups=("dense", "seeds"), tier=3,
         name="coco", framework="detectron2", runner="transfer.detection.train_net", data="coco", weights="detectron2",
         configs={"full": "detectron2/coco_R_50_FPN_1x_moco.yaml",
                  "lowgpu": "detectron2/coco_R_50_FPN_1x_moco_lowgpu.yaml",
@@ -221,6 +236,7 @@ TASKS = {p.name: p for p in [
                    images_per_update=16, bn_images=16, base_lr=0.02, max_iter=90000, steps=[60000, 80000],
                    train_min_size=[640, 672, 704, 736, 768, 800], test_size=800)),
     Protocol(
+        groups=("dense", "seeds"), tier=2,
         name="seg", framework="mmseg", runner="transfer.segmentation.train", data="seg", weights="mmseg", gpus=4,
         configs={"full": "mmseg/fcn_r50-d8_4xb4-20k_voc12aug-512x512_moco.py",
                  "lowgpu": "mmseg/fcn_r50-d8_1xb4-20k_voc12aug-512x512_moco_lowgpu.py",
@@ -232,6 +248,7 @@ TASKS = {p.name: p for p in [
                    max_iter=20000, schedule="poly 0.9, min lr 0.0001", crop=[512, 512], test="whole")),
     # config paths: '{vit}' is '_vit' for a ViT checkpoint, '' for a ResNet; '{recipe}' the pretraining recipe
     Protocol(
+        groups=("classification", "seeds"), tier=0,
         name="knn", framework="torch", runner="transfer.classification.knn", data="imagenet-val", weights="checkpoint",
         configs={"full": "classification/knn_imagenet{vit}.yaml", "quick": "classification/knn_quick{vit}.yaml"},
         metrics=tuple(f"knn/top{t}_k{k}" for t in (1, 5) for k in (10, 20, 100, 200)),
@@ -242,6 +259,7 @@ TASKS = {p.name: p for p in [
                    num_classes=1000, train_images=1281167, val_images=50000),
         archs=("resnet50", *VITS), gpus=1),
     Protocol(
+        groups=("classification", "seeds"), tier=0,
         name="svm", framework="sklearn", runner="transfer.classification.svm", data="voc07-cls", weights="checkpoint",
         configs={"full": "classification/svm_voc07{vit}.yaml", "quick": "classification/svm_quick{vit}.yaml"},
         metrics=tuple(f"svm/mAP_feat{i}" for i in (5, 1, 2, 3, 4)) + ("svm/mAP_cls",),
@@ -249,6 +267,7 @@ TASKS = {p.name: p for p in [
         facts=dict(SVM_FACTS, mode="full", layers=["feat1", "feat2", "feat3", "feat4", "feat5"]),
         archs=("resnet50", *VITS), gpus=1),
     Protocol(
+        groups=("classification", "seeds"), tier=0,
         name="svm-lowshot", framework="sklearn", runner="transfer.classification.svm", data="voc07-cls",
         weights="checkpoint",
         configs={"full": "classification/svm_voc07_lowshot.yaml", "quick": "classification/svm_lowshot_quick.yaml"},
@@ -259,6 +278,7 @@ TASKS = {p.name: p for p in [
         facts=dict(SVM_FACTS, mode="lowshot", layers=["feat5"], lowshot_k=list(LOWSHOT_K), lowshot_samples=5,
                    negatives_per_positive=19), gpus=1),
     Protocol(
+        groups=("classification", "seeds"), tier=1, recipes=("mocov2_r50", "mocov3_r50", "mocov3_vit"),
         name="linear", framework="mmpretrain", runner="transfer.classification.linear", data="imagenet-val",
         weights="mmpretrain", configs={v: f"mmpretrain/linear_{{recipe}}{s}.py" for v, s in
                                        (("full", ""), ("lowgpu", "_lowgpu"), ("quick", "_quick"))},
@@ -271,6 +291,7 @@ TASKS = {p.name: p for p in [
         baselines=zoo_baselines("linear"),
         archs=("resnet50", *VITS)),
     Protocol(
+        groups=("classification", "seeds"), tier=1, recipes=("mhead_imagenet",),
         name="linear-stages", framework="mmpretrain", runner="transfer.classification.linear", data="imagenet-val",
         weights="mmpretrain", configs={"full": "mmpretrain/linear-stages_r50.py",
                                        "lowgpu": "mmpretrain/linear-stages_r50_lowgpu.py",
@@ -280,6 +301,7 @@ TASKS = {p.name: p for p in [
                    for i, v in enumerate((15.96, 34.22, 45.78, 61.11, 66.24), 1)},
         baselines=zoo_baselines("linear-stages")),
     Protocol(
+        groups=("classification", "seeds"), tier=1, recipes=("mhead_places205",),
         name="linear-stages-places", framework="mmpretrain", runner="transfer.classification.linear",
         data="places205", weights="mmpretrain",
         configs={"full": "mmpretrain/linear-stages_r50_places205.py",
@@ -290,6 +312,7 @@ TASKS = {p.name: p for p in [
                    for i, v in enumerate((20.92, 35.72, 42.62, 49.79, 52.25), 1)},
         baselines=zoo_baselines("linear-stages-places")),
     Protocol(
+        groups=("classification", "seeds"), tier=3, recipes=tuple(FINETUNE_RECIPES),
         name="finetune", framework="mmpretrain", runner="transfer.classification.finetune", data="imagenet-val",
         weights="mmpretrain", configs={"full": "mmpretrain/finetune_{arch}.py", "lowgpu": "mmpretrain/finetune_{arch}_lowgpu.py",
                                        "quick": "mmpretrain/finetune_vit_quick.py"},
@@ -301,6 +324,7 @@ TASKS = {p.name: p for p in [
         archs=VITS),
     # config paths: '{size}' is s/b/l for ViT-S/B/L
     Protocol(
+        groups=("dense",), tier=3,
         name="coco-vitdet", framework="detectron2-lazy", runner="transfer.detection.lazy_train", data="coco",
         weights="detectron2", gpus=64, archs=VITS,
         configs={"full": "detectron2/vitdet/mask_rcnn_vitdet_{size}_100ep_moco.py",
@@ -314,6 +338,7 @@ TASKS = {p.name: p for p in [
                    images_per_update=64, max_iter=184375, steps=[163889, 177546], warmup_iters=250,
                    lsj=dict(size=1024, scale=[0.1, 2.0]), test_size=1024, amp=True)),
     Protocol(
+        groups=("dense",), tier=3,
         name="ade20k-upernet", framework="mmseg", runner="transfer.segmentation.train", data="ade20k", weights="mmseg",
         gpus=8, archs=VITS,
         configs={"full": "mmseg/upernet_vit-{size}16_mln_8xb2-160k_ade20k-512x512_moco.py",
@@ -323,6 +348,7 @@ TASKS = {p.name: p for p in [
         published={"sem_seg/mIoU": {"vit_base": Ref(47.3, *MAE_SEG), "vit_large": Ref(49.1, *MAE_SEG)}},
         facts=dict(UPERNET, images_per_update=16, max_iter=160000, test="slide")),
     Protocol(
+        groups=("dense",), tier=2,
         name="seg-upernet", framework="mmseg", runner="transfer.segmentation.train", data="seg", weights="mmseg",
         gpus=4, archs=VITS,
         configs={"full": "mmseg/upernet_vit-{size}16_mln_4xb4-20k_voc12aug-512x512_moco.py",
@@ -330,6 +356,7 @@ TASKS = {p.name: p for p in [
                  "quick": "mmseg/upernet_vit-s16_quick_voc12aug.py"},
         metrics=("sem_seg/mIoU",), facts=dict(UPERNET, images_per_update=16, max_iter=20000)),
     Protocol(
+        groups=("dense",), tier=2,
         name="cityscapes", framework="mmseg", runner="transfer.segmentation.train", data="cityscapes", weights="mmseg",
         gpus=4, configs={"full": "mmseg/fcn_r50-d8_4xb2-40k_cityscapes-769x769_moco.py",
                          "lowgpu": "mmseg/fcn_r50-d8_1xb2-40k_cityscapes-769x769_moco_lowgpu.py",
@@ -348,6 +375,7 @@ SWEEP_FACTS = dict(lr_factors=[10 ** (i / 6 - 1) for i in range(13)], holdout_fr
                    vit_variants=["cls", "cls+avgpool"], selection="holdout top-1", refit_on_all_train=False)
 TASKS.update({p.name: p for p in [
     Protocol(
+        groups=("classification",), tier=1, recipes=TASKS["linear"].recipes,
         name="linear-sweep", framework="mmpretrain", runner="transfer.classification.sweep", data="imagenet-val",
         weights="mmpretrain", configs=TASKS["linear"].configs, archs=TASKS["linear"].archs,
         metrics=("accuracy/top1", "accuracy/top5", "sweep/lr", "sweep/holdout_top1"), facts=SWEEP_FACTS,
@@ -355,6 +383,7 @@ TASKS.update({p.name: p for p in [
                 "head chosen on 10% of train, trained on the other 90% (not refit)"),
     # logreg: dinov2 eval/log_regression.py (configs/classification/logreg_imagenet.yaml holds its values)
     Protocol(
+        groups=("classification",), tier=0,
         name="logreg", framework="torch", runner="transfer.classification.logreg", data="imagenet-val",
         weights="checkpoint", archs=("resnet50", *VITS), gpus=1,
         configs={"full": "classification/logreg_imagenet{vit}.yaml", "quick": "classification/logreg_quick{vit}.yaml"},
@@ -365,7 +394,31 @@ TASKS.update({p.name: p for p in [
         derived="dinov2 eval/log_regression.py: L2 multinomial logistic regression on frozen features, C from 45 "
                 "values chosen on 10% of train, refit on all of train (torch L-BFGS, warm-started sweep)"),
 ]})
-SUITE_ALL = ("voc", "coco", "seg")  # what `--task all` runs
+# `--task` groups; `all` is every task the checkpoint's backbone accepts (except the derived ones)
+GROUPS = {
+    "classification": "kNN, VOC07 SVMs, linear probes and fine-tuning on ImageNet and Places205",
+    "dense": "detection and segmentation: the backbone fine-tuned in Detectron2 or MMSegmentation",
+    "seeds": "the benchmarks of the seeds' tables (mmselfsup's MoCo v2 README; for a ViT those that take one, "
+             "and MoCo v3's fine-tuning)",
+}
+TIERS = ("features once", "heads on frozen features", "fine-tuning, short schedule", "fine-tuning, long schedule")
+
+
+def select(text, arch="resnet50"):
+    """The protocols that `--task text` names for a `arch` backbone: a comma list of task names and groups
+    ('all', GROUPS); a group gives the tasks that accept the backbone, cheap tiers first (declaration order
+    inside a tier); a task named twice runs once. A KeyError names an unknown entry."""
+    out = {}
+    for name in [t.strip() for t in text.split(",") if t.strip()]:
+        if name in TASKS:
+            out.setdefault(name, TASKS[name])
+            continue
+        if name != "all" and name not in GROUPS:
+            raise KeyError(name)
+        group = [p for p in TASKS.values() if arch in p.archs and not p.derived and (name == "all" or name in p.groups)]
+        for p in sorted(group, key=lambda p: p.tier):
+            out.setdefault(p.name, p)
+    return list(out.values())
 
 
 def get(name):

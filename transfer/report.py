@@ -142,6 +142,35 @@ def per_class_lines(runs):
     return lines
 
 
+def published_text(p):
+    """'metric value; ...' of a protocol's MoCo numbers ('recipe/size: value' where they depend on it), then
+    the first random-init and supervised baseline of its metrics."""
+    mine = [f"{m} " + (", ".join(f"{k} {r.value}" for k, r in ref.items()) if isinstance(ref, dict) else f"{ref.value}")
+            for m, ref in p.published.items()]
+    for init in ("random", "supervised"):
+        first = next(((m, r) for m in p.metrics for r in p.baselines.get(m, ()) if r.init == init), None)
+        if first:
+            mine.append(f"{init}: {first[0]} {first[1].value}")
+    return "; ".join(mine) or "none published"
+
+
+def protocol_table():
+    """`run_suite --task list`: every task with its backbones, groups, data, schedule and published numbers."""
+    from mocodata.validate import LAYOUTS
+
+    lines = ["| task | backbones | groups (tier) | data under --data ROOT | schedule (full protocol) | published |",
+             "|---|---|---|---|---|---|"]
+    for p in sorted(protocols.TASKS.values(), key=lambda p: p.tier):
+        groups = "only when named (derived)" if p.derived else ", ".join(("all",) + p.groups)
+        lines.append(f"| {p.name} | {', '.join(p.archs)} | {groups} ({protocols.TIERS[p.tier]}) | {LAYOUTS[p.data]} "
+                     f"| {p.schedule()} | {published_text(p)} |")
+    lines += ["", "Groups: `all` = every task the backbone takes (tasks marked 'only when named' join it only when "
+              "named: `--task all,NAME`), cheap tiers first; "
+              + "; ".join(f"`{g}` = {what}" for g, what in protocols.GROUPS.items()) + ".",
+              "Sources and the baselines of every number: the report of a run, and transfer/protocols.py."]
+    return "\n".join(lines)
+
+
 def curves(run_dir):
     """(iterations, losses) from detectron2's metrics.json or MMEngine's scalars.json."""
     its, losses = [], []

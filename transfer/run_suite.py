@@ -3,7 +3,8 @@
     python transfer/run_suite.py --task voc,coco,seg [--weights ckpt.pth] [--data ROOT] [--seeds 5]
                                  [--num-gpus 8] [--lowgpu] [--out output/suite] [--opts ...] [--cfg-options ...]
 
-The tasks are the entries of transfer/protocols.py (`--task all`: the dense ones). Without --data
+The tasks are the entries of transfer/protocols.py: `--task all` runs every one the backbone takes, cheap
+ones first; `--task list` prints them with their groups, data, schedules and published numbers. Without --data
 (or $MOCO_DATA) it runs the quick variants on the built-in data (`make demo`). Each run is a subprocess
 through the framework's own launcher; a finished run is skipped on rerun, a killed one resumes from its
 last checkpoint, a failed one is recorded and the others go on.
@@ -34,18 +35,21 @@ def converters_for(form):
             "mmpretrain": (to_mmpretrain, ".pth")}[form]
 
 
-def read_weights(path, tasks):
-    """The checkpoint's backbone, read once; an architecture a task does not evaluate stops here."""
+def read_weights(path):
+    """The checkpoint's backbone, read once, before the tasks are chosen (a group takes those of its arch)."""
     from converters.sources import read_backbone
 
     if os.path.isdir(path):
         raise BadInput(f"--weights {path}: is a folder; give the checkpoint file")
-    arch, sd, info = read_backbone(path)
+    return read_backbone(path)
+
+
+def check_arch(path, arch, tasks):
+    """A task named for a backbone it does not evaluate stops here."""
     for p in tasks:
         if arch not in p.archs:
             raise BadInput(f"--weights {path}: a {arch} backbone; task '{p.name}' evaluates "
                              f"{', '.join(p.archs)}. Pick tasks for this architecture (see README).")
-    return arch, sd, info
 
 
 def write_weights(path, arch, sd, info, tasks, out_dir):
@@ -295,7 +299,8 @@ def run_on_slurm(jobs, args):
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--task", required=True,
-                   help=f"comma list of {', '.join(protocols.TASKS)}; 'all' = {','.join(protocols.SUITE_ALL)}")
+                   help=f"comma list of tasks ({', '.join(protocols.TASKS)}) and groups: 'all' (every task the "
+                        f"backbone takes, cheap ones first), {', '.join(protocols.GROUPS)}; 'list' prints the table")
     p.add_argument("--weights", default=None, help="a pretraining checkpoint (any layout the converters read); "
                                                    "random init without")
     p.add_argument("--arch", default=None, help="backbone of a random init where a task accepts several (e.g. vit_small)")
@@ -325,13 +330,38 @@ def parse_args(argv):
     return args
 
 
-def parse_tasks(text):
-    names = list(protocols.SUITE_ALL) if text == "all" else [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in names if t not in protocols.TASKS]
-    if unknown or not names:
-        raise BadInput(f"--task {text}: unknown task {', '.join(unknown) or '(none given)'}; "
-                         f"one or more of {', '.join(protocols.TASKS)} (comma-separated), or 'all'")
-    return [protocols.TASKS[t] for t in dict.fromkeys(names)]
+def parse_tasks(text, arch):
+    """The protocols `--task` names for a backbone of `arch` (groups expanded)."""
+    known = f"the tasks {', '.join(protocols.TASKS)} and the groups all, {', '.join(protocols.GROUPS)} (`--task list`)"
+    try:
+        tasks = protocols.select(text, arch)
+    except KeyError as e:
+        raise BadInput(f"--task {text}: unknown task or group '{e.args[0]}'; one or more (comma-separated) of {known}") from None
+    if not tasks:
+        raise BadInput(f"--task {text}: " + (f"no task of it evaluates a {arch} backbone" if text.strip(", ") else
+                                             f"no task given; one or more (comma-separated) of {known}"))
+    return tasks
+
+
+def check_data(tasks, root, arch):
+    """Every set the tasks read, checked before any work. What is missing or broken is named all at once,
+    with the tasks and groups that would run on what is there: never a silent subset."""
+    problems = {}
+    for data in dict.fromkeys(p.data for p in tasks):
+        try:
+            validate.check_task(data, root)
+        except validate.DataError as e:
+            problems[data] = str(e)
+    if not problems:
+        return
+    ok = [p.name for p in tasks if p.data not in problems]
+    groups = [g for g in ("all", *protocols.GROUPS) if {p.name for p in protocols.select(g, arch)} <= set(ok)]
+    missing = "; ".join(f"{', '.join(p.name for p in tasks if p.data == d)}: {why}" for d, why in problems.items())
+    could = (f" With what is there, these would run: --task {','.join(ok)}"
+             + (f" (the whole group {', '.join(groups)})" if groups else "") + "." if ok else
+             " None of the selected tasks can run on it.")
+    raise BadInput(f"--data {root} lacks what {len(tasks) - len(ok)} of the {len(tasks)} selected tasks read: "
+                   f"{missing}.{could} `--task list` gives each task's layout.")
 
 
 def check_out(out, weights):
@@ -362,16 +392,15 @@ def lock(out):
     return f
 
 
-def prepare(args):
+def prepare(args, arch):
     """Everything checked before any work: tasks, data, launch, output folder, weights."""
-    tasks = parse_tasks(args.task)
+    tasks = parse_tasks(args.task, arch)
     root = register.data_root(args.data)
     builtin_data = root is None
     if builtin_data:
         root = builtin.make_demo(builtin.default_demo_root())
         print(f"no data root given: using the built-in sets in {root}")
-    for data in dict.fromkeys(p.data for p in tasks):
-        validate.check_task(data, root)
+    check_data(tasks, root, arch)
     variant = "quick" if (builtin_data or args.quick) else ("lowgpu" if args.lowgpu else "full")
     check_out(args.out, args.weights)
     return tasks, root, builtin_data, variant
@@ -386,11 +415,16 @@ def main(argv=None):
     args = parse_args(argv)
     from converters.sources import ConversionError
 
+    if args.task.strip() == "list":
+        print(report.protocol_table())
+        return 0
     try:
-        tasks, root, builtin_data, variant = prepare(args)
+        arch, sd, info = read_weights(args.weights) if args.weights else (args.arch, None, {})
+        tasks, root, builtin_data, variant = prepare(args, arch or "resnet50")
         if args.arch and not args.weights and any(args.arch not in p.archs for p in tasks):
             raise BadInput(f"--arch {args.arch}: " + "; ".join(f"{p.name} evaluates {', '.join(p.archs)}" for p in tasks))
-        arch, sd, info = read_weights(args.weights, tasks) if args.weights else (args.arch, None, {})
+        if args.weights:
+            check_arch(args.weights, arch, tasks)
         args.arch = arch
         args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
         overrides = route_overrides(tasks, args.opts, args.cfg_options)
