@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="Pretrain MoCo v2/v3, convert checkpoints, and run the dense transfer benchmarks",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["mocodata*", "pretrain*", "converters*", "transfer*"]),
+    packages=find_packages(include=["mococore*", "mocodata*", "pretrain*", "converters*", "transfer*"]),
     install_requires=[
         "torch==2.11.0",
         "torchvision==0.26.0",

@@ -44,3 +44,43 @@ def test_weights_that_do_not_fill_the_backbone_stop_the_run(tmp_path, demo_root)
     to_detectron2.save(good, path)  # the complete file loads and trains
     run(tmp_path / "good", demo_root, 1, "MODEL.WEIGHTS", str(path))
     assert "every pretrained tensor loaded" in (tmp_path / "good" / "log.txt").read_text()
+
+
+class Hostile:
+    """Unpickled with plain pickle, this writes a file: the proof that a reader ran the file's code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_weights_are_never_unpickled_with_plain_pickle(tmp_path, capsys):
+    """A .pkl naming any global but numpy's is refused before detectron2's checkpointer (plain pickle)
+    or our load check sees it, by both detectron2 runners."""
+    import os
+    import pickle
+
+    import pytest
+
+    from tests.badinput import refuses
+
+    marker = tmp_path / "ran"
+    weights = tmp_path / "w.pkl"
+    weights.write_bytes(pickle.dumps({"model": {"backbone.net.x": Hostile(str(marker))}}, protocol=2))
+    argv = ["--config-file", config_path("detectron2", "coco_R_50_FPN_quick.yaml"), "--data-root", str(tmp_path),
+            "OUTPUT_DIR", str(tmp_path / "run"), "MODEL.WEIGHTS", str(weights)]
+    refuses(train_net.invoke_main, argv, "MODEL.WEIGHTS", capsys)
+    assert not marker.exists() and not (tmp_path / "run").exists()
+    pytest.importorskip("detectron2.modeling.backbone.vit", reason="registry detectron2 0.6: no ViTDet")
+    from mocodata.builtin import DemoSizes, write_coco
+    from transfer.detection import lazy_train
+
+    import numpy as np
+
+    write_coco(str(tmp_path / "root"), DemoSizes(coco_train=2, coco_val=2), np.random.default_rng(0))
+    refuses(lazy_train.main, ["--config", config_path("detectron2", "vitdet", "mask_rcnn_vitdet_s_quick.py"),
+                              "--data-root", str(tmp_path / "root"), "--work-dir", str(tmp_path / "run"),
+                              "--weights", str(weights)], "--weights", capsys)
+    assert not marker.exists() and not os.path.exists(tmp_path / "run")

@@ -225,3 +225,20 @@ def test_a_data_root_lacking_some_sets_is_named_before_anything_runs(tmp_path, d
                            "--out", str(out)]) == 2
     err = capsys.readouterr().err  # for a ViT, dense is seg-upernet, coco-vitdet, ade20k-upernet
     assert "lacks what 2 of the 4" in err and "these would run: --task seg-upernet,knn." in err and not out.exists()
+
+
+@pytest.mark.parametrize("broken", ["final_metrics.json", "fingerprint.json"])
+def test_a_truncated_results_file_is_named_and_its_seed_reruns(tmp_path, capsys, broken):
+    """A run killed while writing (or a file cut short by a full disk) is not taken as finished."""
+    import sys
+
+    run_dir = tmp_path / "seg" / "seed0"
+    fake_finished_run(str(run_dir), {"sem_seg": {"mIoU": 50.0}}, {"deviations": []})
+    (run_dir / broken).write_text((run_dir / broken).read_text()[:7])  # truncated
+    rerun = ("import json, sys; d = sys.argv[1]; "
+             "json.dump({'sem_seg': {'mIoU': 61.0}}, open(d + '/final_metrics.json', 'w')); "
+             "json.dump({'deviations': []}, open(d + '/fingerprint.json', 'w'))")
+    rec = run_suite.run_one("seg", [sys.executable, "-c", rerun, str(run_dir)], str(run_dir), 0)
+    assert rec["status"] == "done" and rec["metrics"] == {"sem_seg/mIoU": 61.0}
+    out = capsys.readouterr().out
+    assert f"{run_dir / broken}: unreadable (JSONDecodeError" in out and "running this seed again" in out

@@ -4,10 +4,10 @@ where they differ from the published protocol (the facts in transfer/protocols.p
 Each run writes `fingerprint.json`; the suite's report prints the facts and every deviation
 beside the numbers, so that a quick, low-GPU or hand-edited run is never mistaken for the protocol.
 """
-import json
 import os
 import platform
 
+from mococore.files import atomic_json
 from transfer import protocols
 
 def versions():
@@ -78,7 +78,5 @@ def deviations(task, facts):
 
 def write(run_dir, task, facts):
     facts = dict(facts, task=task, deviations=deviations(task, facts))
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "fingerprint.json"), "w") as f:
-        json.dump(facts, f, indent=1, default=str)
+    atomic_json(os.path.join(run_dir, "fingerprint.json"), facts, default=str)
     return facts

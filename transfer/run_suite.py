@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mocodata import builtin, register, validate  # noqa: E402
-from transfer import BadInput, protocols, report  # noqa: E402
+from transfer import BadInput, protocols, report, runner  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -128,30 +128,32 @@ def run_logged(cmd, log_path, prefix, every=30.0):
             raise
 
 
-def finished(run_dir, minutes=None):
+def finished(metrics, fp, minutes=None):
     """The record of a run that wrote its final metrics: metrics and protocol fingerprint."""
-    fp = os.path.join(run_dir, "fingerprint.json")
-    rec = {"status": "done", "metrics": report.flat_metrics(json.load(open(os.path.join(run_dir, "final_metrics.json")))),
-           "fingerprint": json.load(open(fp)) if os.path.exists(fp) else None}
+    rec = {"status": "done", "metrics": report.flat_metrics(metrics), "fingerprint": fp}
     return dict(rec, minutes=minutes) if minutes is not None else rec
 
 
 def run_one(task, cmd, run_dir, seed):
-    done = os.path.join(run_dir, "final_metrics.json")
-    if os.path.exists(done) and json.load(open(done)):
-        print(f"[{task} seed {seed}] finished earlier: {done}")
-        return finished(run_dir)
+    metrics, fp, why = runner.results(run_dir)
+    if metrics is not None:
+        print(f"[{task} seed {seed}] finished earlier: {os.path.join(run_dir, runner.FINAL)}")
+        return finished(metrics, fp)
+    if os.path.exists(os.path.join(run_dir, runner.FINAL)):  # a writer killed before the atomic writes, or a hand edit
+        print(f"[{task} seed {seed}] {why}: running this seed again", flush=True)
     os.makedirs(run_dir, exist_ok=True)
     print(f"[{task} seed {seed}] running: log in {run_dir}/log.txt", flush=True)
     t0 = time.time()
     rc = run_logged(cmd, os.path.join(run_dir, "log.txt"), f"[{task} seed {seed}]")
     minutes = (time.time() - t0) / 60
-    if rc != 0 or not os.path.exists(done) or not json.load(open(done)):
+    metrics, fp, why = runner.results(run_dir)
+    if rc != 0 or metrics is None:
         tail = open(os.path.join(run_dir, "log.txt")).read().strip().splitlines()[-3:]
+        tail += [why] if rc == 0 and why else []
         print(f"[{task} seed {seed}] FAILED after {minutes:.1f} min (exit {rc}): {' | '.join(tail)}")
         return {"status": "failed", "error": "\n".join(tail), "exit_code": rc}
     print(f"[{task} seed {seed}] done in {minutes:.1f} min")
-    return finished(run_dir, minutes)
+    return finished(metrics, fp, minutes)
 
 
 OVERRIDE_FLAG = {"detectron2": "--opts", "detectron2-lazy": "--opts", "mmseg": "--cfg-options",

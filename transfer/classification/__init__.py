@@ -11,12 +11,12 @@ A runner: `python -m transfer.classification.knn --config CFG --data-root ROOT -
 ({group: {metric: value}}) and RUN/fingerprint.json.
 """
 import argparse
-import json
 import os
 import sys
 
 import yaml
 
+from mococore.files import atomic_json  # noqa: F401  (the runners import it from here)
 from transfer import BadInput  # noqa: F401  (the runners import it from here too)
 
 
@@ -108,17 +108,7 @@ def refuse(message):
 
 
 def write_results(run_dir, task, metrics, facts):
-    """RUN/fingerprint.json (transfer.fingerprint) then RUN/final_metrics.json, each written atomically."""
-    from transfer import fingerprint
+    """RUN/fingerprint.json then RUN/final_metrics.json (the runner contract's finish)."""
+    from transfer.runner import finish
 
-    os.makedirs(run_dir, exist_ok=True)
-    fingerprint.write(run_dir, task, facts)  # the task's protocol facts: transfer/protocols.py
-    atomic_json(os.path.join(run_dir, "final_metrics.json"), metrics)
-
-
-def atomic_json(path, obj):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
+    finish(run_dir, metrics, task, facts)

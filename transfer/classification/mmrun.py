@@ -14,7 +14,8 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from converters import to_mmpretrain
-from transfer.classification import BadInput, atomic_json, refuse
+from transfer.classification import BadInput, refuse
+from transfer.runner import finish
 from transfer.classification import predictions, stages  # noqa: F401  (stages registers the Feature1-5 modules)
 from transfer import fingerprint
 from transfer.loadcheck import check_loaded
@@ -265,5 +266,5 @@ def main(argv, description, facts_of, tasks, recipes, frozen):
     metrics = runner.test()
     if runner.rank == 0:
         predictions.write(args.work_dir, runner.test_loop.evaluator)  # before final_metrics.json: it marks the end
-        atomic_json(os.path.join(args.work_dir, "final_metrics.json"), nest(metrics))
+        finish(args.work_dir, nest(metrics))
     return 0

@@ -33,6 +33,7 @@ from mmpretrain.models import ClsHead
 from mmpretrain.registry import DATASETS, MODELS
 
 from transfer import fingerprint, protocols
+from transfer.runner import finish
 from transfer.classification import BadInput, atomic_json, holdout, linear, mmrun, predictions, refuse
 
 TASK = "linear-sweep"
@@ -164,7 +165,7 @@ def main(argv=None):
         predictions.write(args.work_dir, runner.test_loop.evaluator)  # per_image.npz, as the linear runner
         final = mmrun.nest(metrics)
         final["sweep"] = {"lr": heads[i]["lr"], "holdout_top1": heads[i]["holdout_top1"]}
-        atomic_json(os.path.join(args.work_dir, "final_metrics.json"), final)
+        finish(args.work_dir, final)
     return 0
 
 

@@ -9,10 +9,8 @@ tensor before the first iteration, and the run ends with final_metrics.json and 
         --data-root /data --work-dir out/vitdet --seed 0 --weights vit_b.pkl --num-gpus 8 [--opts k=v ...]
 """
 import argparse
-import json
 import logging
 import os
-import pickle
 import sys
 
 import torch
@@ -24,6 +22,8 @@ from omegaconf import OmegaConf
 
 from mocodata import register, validate
 from transfer import BadInput, fingerprint, loadcheck
+from transfer.detection.weights import read_model
+from transfer.runner import finish
 
 TASK = "coco-vitdet"
 logger = logging.getLogger("detectron2.transfer")
@@ -92,15 +92,11 @@ def build_cfg(config, overrides=()):
 
 
 def weights_problem(path):
-    if not os.path.isfile(path):
-        return "no such file"
     try:
-        with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="latin1")
-    except Exception as e:
-        return f"not a detectron2 .pkl ({type(e).__name__})"
-    model = obj.get("model") if isinstance(obj, dict) else None
-    if not isinstance(model, dict) or not any(k.startswith("backbone.net.") for k in model):
+        model = read_model(path)
+    except BadInput as e:
+        return str(e).split(": ", 1)[1].split("; converters/")[0]
+    if not any(k.startswith("backbone.net.") for k in model):
         return "holds no ViTDet backbone tensors (backbone.net.*)"
     return None
 
@@ -125,8 +121,7 @@ def do_test(cfg, model):
 
 def check_weights(cfg, model):
     """Every ViT tensor of the file is in the model with its value; only what ViTDet adds is new."""
-    with open(cfg.train.init_checkpoint, "rb") as f:
-        expected = {k: torch.as_tensor(v) for k, v in pickle.load(f, encoding="latin1")["model"].items()}
+    expected = {k: torch.as_tensor(v) for k, v in read_model(cfg.train.init_checkpoint).items()}
     actual = {k: v for k, v in model.state_dict().items() if k.startswith("backbone.")}
     spec = cfg.get("moco_load_check", {})
     n = loadcheck.check_loaded(cfg.train.init_checkpoint, expected, actual,
@@ -191,8 +186,7 @@ def worker(args):
         fingerprint.write(args.work_dir, TASK, vitdet_facts(cfg, comm.get_world_size(), args.seed))
     results = do_train(cfg, args.resume)
     if comm.is_main_process():
-        with open(os.path.join(args.work_dir, "final_metrics.json"), "w") as f:
-            json.dump(results, f, indent=1)
+        finish(args.work_dir, results)
     return results
 
 

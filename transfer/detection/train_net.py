@@ -12,14 +12,19 @@ import json
 import logging
 import os
 import re
+import sys
 
 import torch
 from detectron2.config import get_cfg
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
 from detectron2.utils import comm
 
+from mococore.errors import refuse
+from mococore.files import atomic_json
 from mocodata import register
 from transfer import BadInput, fingerprint, loadcheck
+from transfer.detection.weights import read_model
+from transfer.runner import finish
 from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.coco_eval import FastCOCOEvaluator
 from transfer.detection.voc_eval import FastPascalVOCDetectionEvaluator
@@ -42,8 +47,7 @@ class Trainer(DefaultTrainer):
         (main() renames them final_metrics.json once training has finished)."""
         results = super().test(cfg, model, evaluators)
         if comm.is_main_process():
-            with open(os.path.join(cfg.OUTPUT_DIR, "eval_metrics.json"), "w") as f:
-                json.dump(results, f, indent=1)
+            atomic_json(os.path.join(cfg.OUTPUT_DIR, "eval_metrics.json"), results)
         return results
 
     def build_hooks(self):
@@ -71,10 +75,7 @@ PRETRAINED = re.compile(r"^(backbone\.(bottom_up\.)?|roi_heads\.)(?=(stem|res[2-
 
 def check_backbone_loaded(path, model):
     """Every ResNet tensor of the model equals the converted file's, after detectron2's own loading."""
-    import pickle
-
-    with open(path, "rb") as f:
-        expected = {k: torch.as_tensor(v) for k, v in pickle.load(f, encoding="latin1")["model"].items()}
+    expected = {k: torch.as_tensor(v) for k, v in read_model(path, "MODEL.WEIGHTS").items()}
     actual = {PRETRAINED.sub("", k): v for k, v in model.state_dict().items() if PRETRAINED.match(k)}
     return loadcheck.check_loaded(path, expected, actual, new=[r"^res5\.norm\."])  # the protocol's extra norm
 
@@ -131,8 +132,7 @@ def main(args):
         trainer.train()  # its EvalHook always evaluates after the last iteration: eval_metrics.json
         results = json.load(open(latest)) if comm.is_main_process() else None
     if comm.is_main_process():
-        with open(os.path.join(cfg.OUTPUT_DIR, "final_metrics.json"), "w") as f:
-            json.dump(results, f, indent=1)
+        finish(cfg.OUTPUT_DIR, results)
     return results
 
 
@@ -142,8 +142,20 @@ def build_parser():
     return parser
 
 
+def preflight(args):
+    """The overrides and the weights, checked before any process starts: a .pkl is read with the
+    numpy-only unpickler here, before detectron2's checkpointer (a plain pickle.load) sees it."""
+    cfg = build_cfg(args.config_file, args.opts)
+    if cfg.MODEL.WEIGHTS and not cfg.MODEL.WEIGHTS.startswith(("detectron2://", "http://", "https://")):
+        read_model(cfg.MODEL.WEIGHTS, "MODEL.WEIGHTS")
+
+
 def invoke_main(argv=None):
     args = build_parser().parse_args(argv)
+    try:
+        preflight(args)
+    except BadInput as e:
+        sys.exit(refuse(str(e)))
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
 

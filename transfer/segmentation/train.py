@@ -7,7 +7,6 @@ The converted backbone is checked tensor by tensor before the first iteration: a
 that did not load stops the run instead of training from random init (mmselfsup#89).
 """
 import argparse
-import json
 import os
 
 import numpy as np
@@ -19,6 +18,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from transfer import fingerprint, loadcheck, perimage
+from transfer.runner import finish
 from transfer.mmengine_run import build_cfg, trust_own_checkpoints
 
 
@@ -123,8 +123,7 @@ def main(argv=None):
         iou = next((m for m in runner.test_loop.evaluator.metrics if isinstance(m, PerClassIoUMetric)), None)
         if iou is not None and iou.per_image[1] is not None:  # before final_metrics.json: it marks the end
             perimage.write(args.work_dir, iou.per_image[0], None, {"sem_seg/mIoU": iou.per_image[1]})
-        with open(os.path.join(args.work_dir, "final_metrics.json"), "w") as f:
-            json.dump({"sem_seg": metrics}, f, indent=1)
+        finish(args.work_dir, {"sem_seg": metrics})
     return metrics
 
 
