@@ -213,3 +213,23 @@ def test_bad_input_is_refused(tmp_path, demo_root, capsys):
         argv = ["--config", cfg, "--data-root", demo_root, "--work-dir", str(work)] + rest
         refuses(module.main, argv, culprit, capsys, watch=[str(tmp_path), demo_root])
         assert not work.exists()
+
+
+def test_sweep_of_a_vit_has_both_feature_variants(tmp_path, demo_root):
+    """A ViT gets each lr on the class token and on the class token + mean patch token (dinov2's use_avgpool),
+    the tokens taken after the final LayerNorm; the backbone stays frozen (the runner's check)."""
+    from tests.test_classification_linear import vit_weights
+    from transfer.classification import sweep
+
+    weights, work = vit_weights(tmp_path, depth=2, width=64, heads=4, name="tiny"), tmp_path / "work"
+    argv = ["--config", config_path("mmpretrain", "linear_mocov3_vit_quick.py"), "--data-root", demo_root,
+            "--work-dir", str(work), "--weights", weights, "--cfg-options", *TINY]
+    assert sweep.main(argv) == 0
+    heads = json.load(open(work / "sweep.json"))["heads"]
+    assert [h["variant"] for h in heads] == ["cls"] * 13 + ["cls+avgpool"] * 13
+    assert heads[6]["lr"] == heads[19]["lr"] == 12.0  # MoCo v3 ViT's recipe lr at the grid's centre
+    m = json.load(open(work / "final_metrics.json"))
+    assert set(m) == {"accuracy", "sweep"} and m["sweep"]["lr"] in [h["lr"] for h in heads]
+    trained = torch.load(work / "epoch_1.pth", map_location="cpu", weights_only=False)["state_dict"]
+    assert trained["head.fcs.0.weight"].shape == (4, 64) and trained["head.fcs.13.weight"].shape == (4, 128)
+    assert "unchanged by training" in open(next(work.glob("*/*.log"))).read()

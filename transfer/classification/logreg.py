@@ -23,9 +23,10 @@ strictly convex in W), and the refit starts from the holdout fit at the chosen C
 Memory: the features are a memory-mapped float32 .npy (`<features>/<split>_<layer>.npy`), written
 batch by batch during extraction and read `chunk_rows` rows at a time, converted to float64 on the
 device chunk by chunk; they are kept on the device between L-BFGS steps only when they fit in
-`resident_gib` (ImageNet at 2048-d: 21 GB in float64, kept on an 80 GB GPU; on a CPU they are read from
-the page cache each step, which is why a CPU is for small sets). Peak beyond that: chunk_rows x (D + 2
-classes) float64 plus the weights (classes x D) and L-BFGS's 2 x memory copies of them.
+`resident_gib` of GPU memory (ImageNet at 2048-d: 21 GB in float64, kept on an 80 GB GPU); on a CPU only
+up to CPU_RESIDENT_GIB, beyond which they are read from the page cache at every step, which is why a CPU is
+for small sets. Peak beyond that: chunk_rows x (D + 2 classes) float64 plus the weights (classes x D) and
+L-BFGS's 2 x memory copies of them.
 """
 import json
 import os
@@ -40,6 +41,7 @@ from transfer.classification import BadInput, build_cfg, build_model, need_keys,
 from transfer.classification import features, holdout, knn
 
 TASK = "logreg"
+CPU_RESIDENT_GIB = 2
 KEYS = ("train_dir", "val_dir", "layer", "preprocess", "c_powers", "max_iter", "tol", "lbfgs_memory", "dtype",
         "holdout_fraction", "holdout_seed", "batch_size", "workers", "chunk_rows", "resident_gib")
 
@@ -56,7 +58,9 @@ class Rows:
         self.feats, self.labels, self.idx = feats, np.asarray(labels), np.asarray(idx)
         self.device, self.dtype, self.chunk_rows = device, dtype, chunk_rows
         self.n, self.dim = len(self.idx), feats.shape[1]
-        fits = self.n * self.dim * torch.empty((), dtype=dtype).element_size() <= resident_gib * 2 ** 30
+        # on a CPU a resident float64 copy doubles the page-cached features in RAM: only for small sets
+        budget = resident_gib if torch.device(device).type == "cuda" else min(resident_gib, CPU_RESIDENT_GIB)
+        fits = self.n * self.dim * torch.empty((), dtype=dtype).element_size() <= budget * 2 ** 30
         self.resident = list(self.read()) if fits else None
 
     def read(self):
