@@ -233,3 +233,20 @@ def test_sweep_of_a_vit_has_both_feature_variants(tmp_path, demo_root):
     trained = torch.load(work / "epoch_1.pth", map_location="cpu", weights_only=False)["state_dict"]
     assert trained["head.fcs.0.weight"].shape == (4, 64) and trained["head.fcs.13.weight"].shape == (4, 128)
     assert "unchanged by training" in open(next(work.glob("*/*.log"))).read()
+
+
+@pytest.mark.parametrize("recipe", ["mocov2_r50", "mocov3_r50", "mocov3_vit"])
+def test_each_sweep_head_follows_the_recipe_otherwise(recipe):
+    """The sweep's effective config is the linear probe's except for the head, its per-head lr multipliers,
+    the holdout metric and (ViT) the tokens the head reads: pipeline, batch, epochs, schedule, optimizer equal."""
+    from transfer.classification import mmrun, sweep
+
+    path = config_path("mmpretrain", f"linear_{recipe}.py")
+    lin, sw = mmrun.build_cfg(path).to_dict(), sweep.build_cfg(path).to_dict()
+    assert sw["optim_wrapper"].pop("paramwise_cfg")["custom_keys"]["head.fcs.6."] == {"lr_mult": 1.0}
+    assert sw["model"].pop("head")["type"] == "SweepLinearHead" and lin["model"].pop("head")["type"] != "SweepLinearHead"
+    assert sw.pop("val_evaluator")["type"] == "StageAccuracy"
+    lin.pop("val_evaluator")
+    if recipe.endswith("vit"):
+        assert sw["model"]["backbone"].pop("out_type") == "raw" and lin["model"]["backbone"].pop("out_type") == "cls_token"
+    assert sw == lin
