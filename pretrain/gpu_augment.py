@@ -139,7 +139,7 @@ def photometric(x, p):
         for op, (fn, column) in enumerate(JITTER):
             on(jitter & (p[:, C[f"o{k}"]] == op), fn, C[column])
     on(p[:, C["gray"]] > 0, lambda v: grayscale(v).round().expand_as(v))
-    on(p[:, C["sigma"]] > 0, gaussian_blur, C["sigma"])
+    x = gaussian_blur(x, p[:, C["sigma"]].float().to(x.device))  # all images: a fixed shape for cuDNN
     on(p[:, C["solarize"]] > 0, lambda v: torch.where(v >= 128, 255 - v, v))  # PIL ImageOps.solarize(128)
     on(p[:, C["flip"]] > 0, lambda v: v.flip(-1))
     return x
@@ -185,13 +185,16 @@ JITTER = [(brightness, "brightness"), (contrast, "contrast"), (saturation, "satu
 
 
 def gaussian_blur(x, sigma):
-    """Per-image sigma, separable, border reflected without repeating the edge (OpenCV's default):
-    cv2.GaussianBlur(img, (0, 0), sigma) on uint8 has 2 * (round(6 sigma + 1) | 1) // 2 + 1 taps."""
+    """Per-image sigma (0: the image as it is), separable, border reflected without repeating the
+    edge (OpenCV's default): cv2.GaussianBlur(img, (0, 0), sigma) on uint8 has round(6 sigma + 1) | 1
+    taps. Every image goes through the convolution, so that its shape is the batch's whatever the
+    number blurred (cudnn.benchmark tunes once per shape)."""
     n, ch, hgt, wid = x.shape
     sigma = sigma.view(-1, 1)
     radius = (torch.round(6 * sigma + 1).long() | 1) // 2
     taps = torch.arange(-BLUR_RADIUS, BLUR_RADIUS + 1, device=x.device).view(1, -1)
-    w = torch.exp(-taps.float() ** 2 / (2 * sigma ** 2)) * (taps.abs() <= radius)
+    w = torch.exp(-taps.float() ** 2 / (2 * sigma.clamp(min=1e-3) ** 2)) * (taps.abs() <= radius)
+    w = torch.where(sigma > 0, w, (taps == 0).float())
     w = (w / w.sum(1, keepdim=True)).repeat_interleave(ch, 0)  # one kernel per channel: (n * ch, taps)
     y = F.pad(x, [BLUR_RADIUS] * 4, mode="reflect").reshape(1, n * ch, hgt + 2 * BLUR_RADIUS, -1)
     y = F.conv2d(y, w[:, None, :, None], groups=n * ch)

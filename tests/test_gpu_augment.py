@@ -211,3 +211,9 @@ def test_parameters_are_equal_in_law_to_the_reference(tmp_path, method):
             assert (count == n * prob) if prob in (0, 1) else stats.binomtest(int(count), n, prob).pvalue > 0.01, name
         sigma = mine[mine[:, G.C["sigma"]] > 0, G.C["sigma"]]
         assert stats.ks_2samp(sigma, np.random.default_rng(v).uniform(*ref.transforms[3].transforms[0].sigma, n)).pvalue > 0.01
+
+
+def test_blur_with_sigma_zero_is_the_identity(image):
+    x = torch.cat([chw(image), chw(image[::-1])])
+    out = G.gaussian_blur(x, torch.tensor([0.0, 1.3]))
+    assert torch.equal(out[0], x[0]) and torch.equal(out[1:], G.gaussian_blur(x[1:], torch.tensor([1.3])))
