@@ -97,20 +97,13 @@ def step(model, x1, x2, opt, cfg, m, device, scaler=None):
     return loss.item(), gn
 
 
-def views(batch, device):
-    """The batch's two views: made by the loader (fast, torchvision), or on the device from the
-    files' bytes and drawn parameters (gpu: a dict, gpu_augment.GpuTwoCrops.collate)."""
-    return gpu_augment.apply(batch, device) if isinstance(batch, dict) else batch
-
-
 def train_one_epoch(model, loader, sampler, opt, cfg, epoch, ctx):
     """ctx: device, scaler, health, writer (TensorBoard or None), log (a JSON-lines file or None),
     save(epoch, it), rank. Iterations already done in this epoch (a resumed run) are skipped by the sampler."""
     model.train()
     n, start = sampler.iters, sampler.start
     t0, last_save, seen = time.time(), time.time(), 0
-    for i, batch in enumerate(loader, start=start):
-        x1, x2 = views(batch, ctx["device"])
+    for i, (x1, x2) in enumerate(gpu_augment.views(loader, ctx["device"]), start=start):
         e = epoch + i / n
         lr, m = lr_at(cfg, e), momentum_at(cfg, e)
         for g in opt.param_groups:

@@ -11,6 +11,8 @@ exactly those of `--aug fast`); the device does the pixel work, batched:
     batch = t.collate([item, ...])              # DataLoader collate_fn: dict(paths, data, params, crop)
     view_q, view_k = t.apply(batch, device)     # on `device`: uint8 (N, 3, crop, crop) each
                                                 # (the same as gpu_augment.apply(batch, device))
+    for view_q, view_k in views(loader, device): ...   # what engine.train_one_epoch iterates:
+                                                # the next batch made in a thread while this one trains
 
 `apply` decodes the JPEGs with `torchvision.io.decode_jpeg(list, device=device)` (nvJPEG on
 CUDA, libjpeg-turbo on CPU); other formats (PNG) decode on the CPU (`decode_image`) and are
@@ -23,6 +25,9 @@ pipeline: 2 * round(3 sigma) + 1 taps, reflected border), solarize, flip. Values
 uint8 levels after each op, as PIL and OpenCV do, and returned as uint8 so that augment.normalize
 applies on the device as for `fast`.
 """
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -79,6 +84,41 @@ def apply(batch, device):
     return x[:len(images)], x[len(images):]
 
 
+def views(loader, device):
+    """(view_q, view_k) per batch of `loader`. A batch of the loader-made pipelines (fast,
+    torchvision) passes as it is; a gpu batch (a dict, `GpuTwoCrops.collate`) is decoded and
+    augmented one batch ahead in a thread, on its own CUDA stream, so that its per-crop Python loop
+    and the decoder overlap the previous training step (which waits for its loss on the device)."""
+    stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def make(batch):  # a thread's current device is cuda:0 whatever the main thread's: set it
+        with (torch.cuda.device(device) if stream else contextlib.nullcontext()), \
+                (torch.cuda.stream(stream) if stream else contextlib.nullcontext()):
+            q, k = apply(batch, device)
+            return q, k, stream.record_event() if stream else None
+
+    def ready(future):
+        q, k, event = future.result()  # re-raises the thread's error (a DataError naming the file)
+        if event is not None:  # the step's stream waits for the views and keeps their memory
+            torch.cuda.current_stream(device).wait_event(event)
+            q.record_stream(torch.cuda.current_stream(device))
+            k.record_stream(torch.cuda.current_stream(device))
+        return q, k
+
+    with ThreadPoolExecutor(1) as pool:
+        pending = None
+        for batch in loader:
+            if not isinstance(batch, dict):
+                yield batch
+                continue
+            ahead = pool.submit(make, batch)
+            if pending is not None:
+                yield ready(pending)
+            pending = ahead
+        if pending is not None:
+            yield ready(pending)
+
+
 def is_jpeg(data):
     return len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8
 
@@ -88,7 +128,8 @@ def decode(paths, data, params, device):
     jpeg = [i for i, d in enumerate(data) if is_jpeg(d)]
     out = [None] * len(data)
     try:  # one batched call: nvJPEG on CUDA
-        for i, img in zip(jpeg, decode_jpeg([data[i] for i in jpeg], mode=ImageReadMode.RGB, device=device)):
+        for i, img in zip(jpeg, decode_jpeg([data[i] for i in jpeg], mode=ImageReadMode.RGB, device=device)
+                          if jpeg else []):
             out[i] = img
     except RuntimeError:  # one file the device decoder cannot read: find it, or fall back for it
         for i in jpeg:
