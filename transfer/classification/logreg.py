@@ -82,9 +82,9 @@ def fit(rows, num_classes, C, init=None, max_iter=1000, tol=1e-12, memory=5, cha
     W.requires_grad_(True)
     b.requires_grad_(True)
     lam = 1.0 / (C * rows.n)
+    change_tol = 64 * torch.finfo(rows.dtype).eps if change_tol is None else change_tol
     opt = torch.optim.LBFGS([W, b], lr=1, max_iter=max_iter, max_eval=max_iter * 25, tolerance_grad=tol,
-                            tolerance_change=64 * torch.finfo(rows.dtype).eps if change_tol is None else change_tol, history_size=memory,
-                            line_search_fn="strong_wolfe")
+                            tolerance_change=change_tol, history_size=memory, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()

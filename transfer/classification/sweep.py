@@ -20,7 +20,8 @@ Runner; a sweep that is the same model with a wider head keeps its data pipeline
 checkpoints, resume and backbone checks unchanged, and costs one module (the head) and this runner.
 
 Writes RUN/final_metrics.json ({'accuracy': {'top1', 'top5'}, 'sweep': {'lr', 'holdout_top1'}}),
-RUN/per_image.npz (the chosen head's top-1 class per validation image), RUN/sweep.json (every head's lr, variant and holdout accuracy), RUN/split/{fit,holdout}.txt.
+RUN/per_image.npz (the chosen head's top-1 class per validation image), RUN/sweep.json (every head's lr,
+variant and holdout accuracy) and RUN/split/{fit,holdout}.txt.
 """
 import copy
 import os
