@@ -9,7 +9,8 @@ the peak memory of one round (CPU: resident set growth, sampled; GPU: torch's pe
 1. The two-crop augmentation on one core: the official pipelines, written here from their
    definitions (moco `main_moco.py --aug-plus` with `moco.loader.GaussianBlur`; moco-v3
    `main_moco.py` augmentation1/2 with its GaussianBlur and Solarize; ImageFolder's PIL loader),
-   against our fast OpenCV pipeline, on ImageNet-sized JPEGs (about 500x375, photo-like texture).
+   against our fast OpenCV pipeline and the --aug gpu code on CPU tensors (the whole batch in one
+   call), on ImageNet-sized JPEGs (about 500x375, photo-like texture).
 2. The training step (forward, backward, update) of each preset at tiny sizes, fp32 against the
    opt-in CPU fast path (--amp bf16 --channels-last), or bf16 against fp16 on a GPU.
 """
@@ -29,7 +30,7 @@ from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms as T
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pretrain import augment, config, engine, run  # noqa: E402
+from pretrain import augment, config, engine, gpu_augment, run  # noqa: E402
 
 
 # --- the official pipelines, from their definitions -------------------------------------------
@@ -155,7 +156,9 @@ def bench_augment(n, rounds):
         for method, crop_min in (("mocov2", 0.2), ("mocov3", 0.08)):
             rng = np.random.default_rng(0)
             variants = {f"official {method} (PIL)": lambda t=official(method): [t(p) for p in paths],
-                        "ours, fast (OpenCV)": lambda t=augment.FastTwoCrops(method, 224, crop_min): [t(p, rng) for p in paths]}
+                        "ours, fast (OpenCV)": lambda t=augment.FastTwoCrops(method, 224, crop_min): [t(p, rng) for p in paths],
+                        "ours, --aug gpu on the CPU": lambda t=gpu_augment.GpuTwoCrops(method, 224, crop_min):
+                            t.apply(t.collate([t(p, rng) for p in paths]), torch.device("cpu"))}
             times, peaks = interleaved(variants, rounds, torch.device("cpu"))
             report(f"two-crop augmentation {method}, 1 core, {n} JPEGs ~500x375 -> 2 x 224 px, {rounds} rounds "
                    f"(per image):", times, peaks, n)
