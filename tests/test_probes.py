@@ -11,7 +11,7 @@ import torch
 
 from tests.badinput import refuses
 from tests.conftest import config_path
-from transfer import protocols
+from transfer import perimage, protocols
 from transfer.classification import holdout, load_config, logreg
 
 # dinov2 eval/log_regression.py (facebookresearch/dinov2 @ b8931f7): DEFAULT_MAX_ITER = 1_000;
@@ -179,6 +179,9 @@ def test_logreg_end_to_end(tmp_path, demo_root):
     assert fp["holdout_images"] == 2 and len(fp["sweep"]) == 45 and fp["refit_on_all_train"]
     assert any(d.startswith("max_iter: 20") for d in fp["deviations"])
     assert np.load(work / "features" / "train_gap.npy", mmap_mode="r").shape == (24, 2048)
+    data = perimage.read(str(work))  # the per-image file gives the run's top-1 back
+    assert len(data["ids"]) == 8 and data["ids"][0].count("/") == 1
+    assert perimage.metric("logreg/top1", data, np.ones((1, 8)))[0] == pytest.approx(m["logreg"]["top1"])
     assert logreg.main(argv) == 0  # the second run reads the cached features back
 
 

@@ -19,7 +19,8 @@ The test of each row (its `test` column says which ran):
 - anything else (detection AP, top-5, outputs without per-image files): Welch's t-test over seeds,
   with at least 3 seeds on each side and a spread above zero; else "not enough evidence".
 - kNN: k = 20 (the published table's primary k) is tested; the other k vote with the same
-  neighbours, so they are shown without a test.
+  neighbours, so they are shown without a test; so are the settings a derived protocol chose on
+  its holdout (sweep/lr, logreg/C).
 Holm's correction over the table's tests; a difference is called where the corrected p < 0.05.
 Outputs whose protocol facts differ (transfer/protocols.py), or whose evaluation images differ,
 are refused by name: their numbers do not pair.
@@ -40,10 +41,20 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from transfer import BadInput, perimage, protocols  # noqa: E402
+from transfer import BadInput, perimage, protocols, report  # noqa: E402
 
 ALPHA = 0.05
 PRIMARY = {"knn": "knn/top1_k20"}  # the one metric of a task tested where its metrics share one computation
+CHOICES = ("lr", "C", "log10_C", "holdout_top1")  # what a derived protocol chose on its holdout (sweep/lr, logreg/C): not results
+
+
+def untested(task, metric):
+    """Why a metric is shown without a test; None when it is tested."""
+    if metric.rsplit("/", 1)[-1] in CHOICES:
+        return "not tested: a setting the protocol chose on its holdout, not a result"
+    if PRIMARY.get(task, metric) != metric:
+        return f"not tested: {PRIMARY[task]} is the task's one test (its metrics share the same neighbours)"
+    return None
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -220,7 +231,7 @@ def test_metric(task, metric, base_runs, other_runs, resamples, seed):
     if not vals[0] or not vals[1]:
         return dict(row, test=None, reason=f"no number for {metric} on the {'baseline' if not vals[0] else 'checkpoint'} side")
     row["difference"] = row["mean"] - row["base_mean"]
-    tested = PRIMARY.get(task) in (None, metric)
+    why_not = untested(task, metric)
     data = [[per_image(r) for r in runs] for runs in (base_runs, other_runs)]
     paired = (perimage.kind(metric) is not None and len(vals[0]) == len(base_runs) and len(vals[1]) == len(other_runs)
               and all(d is not None and metric in d for side in data for d in side))
@@ -233,15 +244,14 @@ def test_metric(task, metric, base_runs, other_runs, resamples, seed):
         fixed = " (seeds " + " | ".join("resampled" if len(s) >= 3 else "fixed" for s in data) + ")"
         row.update(base_interval=percentile(stat_b), base_interval_from="images", interval=percentile(stat_o),
                    interval_from="images", difference_interval=percentile(d), seconds=time.time() - t0)
-        if not tested:
-            return dict(row, test=None, reason=f"not tested: {PRIMARY[task]} is the task's primary metric "
-                                               "(the others reuse its neighbours)")
+        if why_not:
+            return dict(row, test=None, reason=why_not)
         if perimage.kind(metric) == "top1" and len(data[0]) == len(data[1]) == 1:
             p, b, c = mcnemar(metric, data[0][0], data[1][0])
             return dict(row, test=f"McNemar exact, {n_img} images ({b} vs {c} discordant), 1 seed each", p=p)
         return dict(row, test=f"paired bootstrap, {n_img} images x {resamples}{fixed}", p=bootstrap_p(d))
-    if not tested:
-        return dict(row, test=None, reason=f"not tested: {PRIMARY[task]} is the task's primary metric")
+    if why_not:
+        return dict(row, test=None, reason=why_not)
     return dict(row, **welch(*vals, metric))
 
 
@@ -309,6 +319,7 @@ def compare(paths, baseline, resamples=2000, seed=0):
                 if task in o["runs"]:
                     row = test_metric(task, metric, base["runs"][task], o["runs"][task], resamples, seed)
                     rows.append({"task": task, "metric": metric, "baseline": base["name"], "checkpoint": o["name"], **row})
+                    add_published(rows[-1], o["meta"])
     tested = [r for r in rows if r.get("p") is not None]
     for r, adj in zip(tested, holm([r["p"] for r in tested])):
         r["p_holm"] = adj
@@ -337,31 +348,32 @@ def cell(mean, sd, n, interval):
     return f"{mean:.2f} ± {sd:.2f} (n={n}){ci}"
 
 
-def published(task, outputs):
-    """{metric: [Ref]} of the published numbers for the outputs' checkpoints (recipe, architecture)."""
-    out = {}
-    for o in outputs:
-        for metric, ref in protocols.TASKS[task].refs(o["meta"].get("recipe"), o["meta"].get("arch")).items():
-            if ref not in out.setdefault(metric, []):
-                out[metric].append(ref)
-    return out
+def add_published(row, meta):
+    """The row's published numbers, for the checkpoint's recipe and architecture, as report.summarise
+    gives them: MoCo's (`published`, `published_by`) and the baselines' (random init, supervised, ...)."""
+    p = protocols.TASKS[row["task"]]
+    ref = p.refs(meta.get("recipe"), meta.get("arch")).get(row["metric"])
+    row.update(published=ref.value if ref else None, published_by=ref.by() if ref else "",
+               baselines=[report.ref_dict(b) for b in p.baseline_refs(meta.get("arch")).get(row["metric"], ())])
 
 
 def markdown(rows, outputs, notes, args, seconds):
     base = next(r["baseline"] for r in rows)
     lines = [f"# Comparison against {base}", "",
              *[f"- {o['name']}: `{o['path']}`, weights `{o['meta'].get('weights') or 'random init'}`" for o in outputs], "",
-             "| task | metric | baseline | checkpoint | value | difference [95% interval] | test | p (Holm) | verdict | published |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| task | metric | baseline | checkpoint | value | difference [95% interval] | test | p (Holm) | verdict "
+             "| published (MoCo) | published baselines |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    sources = report.footnotes(rows)
     for r in rows:
-        refs = published(r["task"], outputs).get(r["metric"], [])
+        pub, baselines = report.reference_cells(r, sources)
         diff = ("" if r.get("difference") is None else f"{r['difference']:+.2f}"
                 + (f" [{r['difference_interval'][0]:+.2f}, {r['difference_interval'][1]:+.2f}]"
                    if r.get("difference_interval") else ""))
         p = f"{r['p']:.3g} ({r['p_holm']:.3g})" if r.get("p") is not None else ""
         lines.append(f"| {r['task']} | {r['metric']} | {cell(r['base_mean'], r['base_sd'], r['n_base'], r['base_interval'])} "
                      f"| {r['checkpoint']} | {cell(r['mean'], r['sd'], r['n'], r['interval'])} | {diff} "
-                     f"| {r.get('test') or ''} | {p} | {r['verdict']} | {'; '.join(f'{x.value:.2f} ({x.source})' for x in refs)} |")
+                     f"| {r.get('test') or ''} | {p} | {r['verdict']} | {pub} | {baselines} |")
     m = sum(r.get("p") is not None for r in rows)
     lines += ["", f"Values: mean ± standard deviation over seeds (n seeds) [95% interval: over {args.resamples} "
               "bootstrap resamples of the evaluation images where per-image results exist, else the t-interval "
@@ -372,7 +384,15 @@ def markdown(rows, outputs, notes, args, seconds):
               f"seeds averaged, and resampled where a side has 3 or more), Welch's t-test over seeds elsewhere (at "
               f"least 3 seeds a side). Holm's correction over the table's {m} tests: a difference is called where the "
               f"corrected p < {ALPHA}; 'no difference found' is not evidence of equality. kNN: only k = 20 is tested.",
-              f"Computed in {seconds:.1f} s."]
+              f"Computed in {seconds:.1f} s. Published numbers are for orientation: they have no per-image results "
+              "and are never tested against."]
+    if sources:
+        lines += ["", "Sources of the published numbers (each with the framework and config that measured it):", "",
+                  *(f"{i}. {text}" for text, i in sources.items())]
+    boot = sum("bootstrap" in (r.get("test") or "") for r in rows)
+    if boot and 2 / (args.resamples + 1) * m >= ALPHA:  # the smallest p a bootstrap row can reach, after Holm
+        lines.append(f"With {m} tests, no bootstrap row can reach a corrected p < {ALPHA} at {args.resamples} "
+                     f"resamples (its smallest p is 2/{args.resamples + 1}): rerun with --resamples {40 * m} or more.")
     if notes:
         lines += ["", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
@@ -395,6 +415,9 @@ def csv_text(rows):
             flat[lo], flat[hi] = r.get(key) or (None, None)
         w.writerow(flat)
     return buf.getvalue()
+
+
+REF_STYLES = {"MoCo": ("k", "dashed"), "random": ("tab:red", "dotted"), "supervised": ("tab:green", "dashdot")}
 
 
 def plot(path, rows, outputs):
@@ -425,11 +448,14 @@ def plot(path, rows, outputs):
                 err.append((mean - ci[0], ci[1] - mean))
             if xs:
                 ax.errorbar(xs, ys, yerr=np.array(err).T, fmt="o", capsize=3, label=name)
-        refs = published(task, outputs)
         for i, metric in enumerate(metrics):
-            for ref in refs.get(metric, []):
-                ax.hlines(ref.value, i - 0.35, i + 0.35, colors="k", linestyles="dashed",
-                          label="published" if not any(l.get_label() == "published" for l in ax.collections) else None)
+            r = next(r for r in rows if r["task"] == task and r["metric"] == metric)
+            refs = [("MoCo", r["published"])] * (r["published"] is not None) + [(b["init"], b["value"]) for b in r["baselines"]]
+            for init, value in refs:
+                style = REF_STYLES.get(init, ("tab:gray", "dashed"))
+                shown = any(c.get_label() == f"published: {init}" for c in ax.collections)
+                ax.hlines(value, i - 0.35, i + 0.35, colors=style[0], linestyles=style[1],
+                          label=None if shown else f"published: {init}")
         ax.set_xticks(range(len(metrics)), [m.split("/", 1)[-1] for m in metrics], rotation=45, ha="right", fontsize=8)
         ax.set_title(task)
         ax.set_ylabel("%")

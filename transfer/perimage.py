@@ -68,16 +68,17 @@ def read(run_dir):
 def draw(n, count, rng):
     """Image weights (count, n): each row the multiplicities of n images drawn with replacement."""
     idx = rng.integers(0, n, (count, n)) + np.arange(count)[:, None] * n
-    return np.bincount(idx.ravel(), minlength=count * n).reshape(count, n).astype(np.float64)
+    return np.bincount(idx.ravel(), minlength=count * n).reshape(count, n).astype(np.float32)  # exact below 2^24
 
 
 def metric(name, data, W):
     """(B,) values in percent of metric `name` under image weights W (B, N)."""
-    W = np.atleast_2d(np.asarray(W, np.float64))
+    W = np.atleast_2d(np.asarray(W))
     a = data[name]
     if kind(name) == "top1":
-        return 100.0 * (W @ (a == data["labels"]).astype(np.float64)) / W.sum(1)
+        return 100.0 * (W @ (a == data["labels"]).astype(W.dtype)).astype(np.float64) / W.sum(1, dtype=np.float64)
     if kind(name) == "iou":
+        W = W.astype(np.float64)  # pixel counts: beyond float32's exact integers
         inter, union = W @ a[:, 0].astype(np.float64), W @ a[:, 1].astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = np.where(union > 0, inter / union, np.nan)  # mmseg: a class never seen nor predicted is NaN
@@ -104,16 +105,17 @@ def mean_ap(labels, scores, W):
 def weighted_ap(target, scores, W):
     """(B,) VOC07 SVM AP (transfer.classification.svm.voc07_ap: the precision envelope, difficult
     images dropped) of each weighting of the images. An image drawn w times is w tied images in a
-    row: they add w x its recall at the envelope's precision, which is where the run of copies ends
-    (precision only rises along a run of positives and only falls along negatives). NaN for a
-    weighting without positives."""
-    keep = target != -1
-    order = np.argsort(scores[keep])[::-1]  # voc07_ap's order (ties as it breaks them)
-    pos = target[keep][order] > 0
-    w = W[:, keep][:, order]
-    ctp, cfp = np.cumsum(w * pos, 1), np.cumsum(w * ~pos, 1)
-    seen = ctp + cfp
+    row: they add w x its recall at the envelope's precision where the run of copies ends. Precision
+    rises only at a positive, so the envelope is the running maximum, from the end, of the precision
+    at the positives. NaN for a weighting without positives."""
+    keep = np.flatnonzero(target != -1)
+    order = keep[np.argsort(scores[keep])[::-1]]  # voc07_ap's order (ties as it breaks them)
+    at = np.flatnonzero(target[order] > 0)  # the positives' ranks
+    if not len(at):
+        return np.full(len(W), np.nan)
+    w = W[:, order]
+    seen = np.cumsum(w, 1)[:, at]  # images (with multiplicity) down to each positive
+    ctp = np.cumsum(w[:, at], 1)  # positives down to each positive
     with np.errstate(invalid="ignore", divide="ignore"):
-        prec = np.where(seen > 0, ctp / seen, 0.0)
-        envelope = np.maximum.accumulate(prec[:, ::-1], 1)[:, ::-1]
-        return np.where(ctp[:, -1] > 0, (w * pos * envelope).sum(1) / ctp[:, -1], np.nan)
+        envelope = np.maximum.accumulate(np.where(seen > 0, ctp / seen, 0.0)[:, ::-1], 1)[:, ::-1]
+        return np.where(ctp[:, -1] > 0, (w[:, at] * envelope).sum(1) / ctp[:, -1], np.nan)

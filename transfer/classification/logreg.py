@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from transfer import perimage
 from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
 from transfer.classification import features, holdout, knn
 
@@ -213,6 +214,10 @@ def main(argv=None):
           f"sweep and refit {time.time() - start:.1f} s on {device}")
     # log10 C: the report prints two decimals, and the chosen C is often below 0.005
     metrics = {"logreg": {"top1": top1, "top5": top5, "log10_C": float(np.log10(C)), "holdout_top1": best[0]}}
+    # the top-1 class of every val image, for paired comparisons (transfer/perimage.py)
+    pred = torch.cat([(x @ W.T + b).argmax(1).cpu() for x, _ in rows(Xva, val[1], np.arange(len(val[0])))])
+    val_dir = os.path.join(args.data_root, cfg["val_dir"])
+    perimage.write(args.work_dir, [os.path.relpath(p, val_dir) for p in val[0]], val[1], {"logreg/top1": pred.numpy()})
     write_results(args.work_dir, TASK, metrics, facts(cfg, args, train, val, device, path, len(held_idx), C))
     return 0
 
