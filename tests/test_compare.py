@@ -227,7 +227,9 @@ def test_bad_input_is_refused(tmp_path, capsys):
         ([a, hot, "--baseline", tmp_path / "nowhere"], "--baseline"),
         ([a], "at least two"),
         ([a, a, "--resamples", "10"], "--resamples 10"),
+        ([a, a, "--out", tmp_path / "a" / "results.json"], "a file, not a folder"),
     ]
     for argv, culprit in rows:
-        refuses(compare.main, [*argv, "--out", out], culprit, capsys, watch=[str(tmp_path)])
+        refuses(compare.main, [*argv, *(["--out", out] if "--out" not in argv else [])], culprit, capsys,
+                watch=[str(tmp_path)])
     assert not out.exists()

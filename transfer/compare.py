@@ -41,6 +41,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mococore.errors import UserError  # noqa: E402
+from mococore.files import atomic_text, atomic_write  # noqa: E402
 from transfer import BadInput, perimage, protocols, report  # noqa: E402
 
 ALPHA = 0.05
@@ -463,16 +465,8 @@ def plot(path, rows, outputs):
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     fig.tight_layout()
-    with open(path + ".tmp", "wb") as f:
-        fig.savefig(f, format="png", dpi=90)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
     plt.close(fig)
-    os.replace(path + ".tmp", path)
-
-
-def atomic_text(path, text):
-    with open(path + ".tmp", "w", newline="") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
 
 
 def parse_args(argv):
@@ -488,6 +482,8 @@ def parse_args(argv):
 def check_args(args):
     if len(args.outputs) < 2:
         raise BadInput(f"{args.outputs[0]}: one output only; give at least two run_suite output folders to compare")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise BadInput(f"--out {args.out}: a file, not a folder; give a folder for the comparison")
     if args.resamples < 200:
         raise BadInput(f"--resamples {args.resamples}: use at least 200 (a 95% interval rests on the 2.5% tails)")
     if args.baseline is None:
@@ -505,23 +501,24 @@ def main(argv=None):
     try:
         baseline = check_args(args)
         rows, outputs, notes = compare(args.outputs, baseline, args.resamples, args.seed)
-        if os.path.exists(args.out) and not os.path.isdir(args.out):
-            raise BadInput(f"--out {args.out}: a file, not a folder; give a folder for the comparison")
     except BadInput as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     seconds = time.time() - t0
     md = markdown(rows, outputs, notes, args, seconds)
-    os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, "comparison")
-    plot(stem + ".png", rows, outputs)
-    atomic_text(stem + ".csv", csv_text(rows))
-    atomic_text(stem + ".json", json.dumps({
-        "inputs": [{"name": o["name"], "path": o["path"], "meta": o["meta"]} for o in outputs],
-        "baseline": outputs[baseline]["name"], "resamples": args.resamples, "seed": args.seed, "alpha": ALPHA,
-        "correction": f"Holm over {sum(r.get('p') is not None for r in rows)} tests", "seconds": seconds,
-        "notes": notes, "rows": rows}, indent=1, default=float))
-    atomic_text(stem + ".md", md)
+    try:  # each file whole or not at all (mococore.files)
+        plot(stem + ".png", rows, outputs)
+        atomic_text(stem + ".csv", csv_text(rows))
+        atomic_text(stem + ".json", json.dumps({
+            "inputs": [{"name": o["name"], "path": o["path"], "meta": o["meta"]} for o in outputs],
+            "baseline": outputs[baseline]["name"], "resamples": args.resamples, "seed": args.seed, "alpha": ALPHA,
+            "correction": f"Holm over {sum(r.get('p') is not None for r in rows)} tests", "seconds": seconds,
+            "notes": notes, "rows": rows}, indent=1, default=float))
+        atomic_text(stem + ".md", md)
+    except UserError as e:
+        print(f"error: --out {args.out}: {e}", file=sys.stderr)
+        return 2
     print(md)
     print(f"wrote {stem}.md, .csv, .json, .png")
     return 0

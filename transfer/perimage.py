@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from mococore.files import atomic_write
+
 FILE = "per_image.npz"
 
 
@@ -45,11 +47,13 @@ def write(run_dir, ids, labels, arrays):
         if a.shape[a.ndim - 2 if kind(name) == "ap" else 0] != len(ids):  # the images' axis
             raise ValueError(f"per-image array '{name}' of shape {a.shape} for {len(ids)} images")
         out[name] = a
-    os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, FILE)
-    with open(path + ".tmp", "wb") as f:  # a file object: np.savez would add '.npz' to a name
-        np.savez(f, **out)
-    os.replace(path + ".tmp", path)
+
+    def save(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would add '.npz' to a name
+            np.savez(f, **out)
+
+    atomic_write(path, save)
     return path
 
 
