@@ -12,6 +12,8 @@ Layout under OUT/ (the same layout a user's real data root has; see README):
     ADEChallengeData2016/    images/{training,validation}/*.jpg, annotations/.../*.png (0 = unlabelled)
     cityscapes/              leftImg8bit/{train,val}/<city>/*_leftImg8bit.png,
                                gtFine/{train,val}/<city>/*_gtFine_labelTrainIds.png (255 = ignore)
+    iNaturalist2018/         train_val2018/<supercategory>/<category id>/<hex>.jpg, {train,val}2018.json,
+                               meta/{train,val}.txt (python -m mocodata inat18-meta)
 Generation is deterministic from the seed; a finished set is cached and re-used when its
 parameters match (OUT/params.json is written last).
 """
@@ -29,7 +31,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_util
 
-from mocodata import scenes
+from mocodata import inat, scenes, validate
 from mocodata.validate import DataError
 from mocodata.classes import VOC_CLASSES as CLASSES
 
@@ -52,13 +54,16 @@ class DemoSizes:
     imagenet_classes: int = 10
     imagenet_train_per_class: int = 24
     imagenet_val_per_class: int = 6
+    inat_classes: int = 6  # iNaturalist 2018 layout (categories 0..5 of two supercategories)
+    inat_train_per_class: int = 8
+    inat_val_per_class: int = 3
     image_min: int = 128
     image_max: int = 192
     seed: int = 0
 
     def scaled(self, s):
         counts = {k: max(2, int(round(v * s))) for k, v in asdict(self).items()
-                  if k.startswith(("voc", "coco", "seg", "imagenet_t", "imagenet_v"))}
+                  if k.startswith(("voc", "coco", "seg", "imagenet_t", "imagenet_v", "inat_t", "inat_v"))}
         return DemoSizes(**{**asdict(self), **counts})
 
 
@@ -273,11 +278,41 @@ def write_imagenet(root, sizes, rng):
                 Image.fromarray(img).save(os.path.join(d, f"{CLASSES[c]}_{i:05d}.jpg"), quality=92)
 
 
+def write_inat18(root, sizes):
+    """iNaturalist 2018's layout: images under train_val2018/<supercategory>/<category id>/ named by a hex
+    digest, train2018.json and val2018.json with the official keys (visipedia/inat_comp 2018 README), ids
+    of val after train's as in the official files, then the meta/ lists made by `inat.write_meta`. Its own
+    generator, as write_imagenet."""
+    own = np.random.default_rng([sizes.seed, 18])
+    base = os.path.join(root, validate.INAT18)
+    supers = ("Plantae", "Aves")
+    categories = [{"id": c, "name": f"species {c}", "supercategory": supers[c % 2], "kingdom": supers[c % 2]}
+                  for c in range(sizes.inat_classes)]
+    image_id = 0
+    for split, n in (("train", sizes.inat_train_per_class), ("val", sizes.inat_val_per_class)):
+        images, anns = [], []
+        for c in range(sizes.inat_classes):
+            folder = f"{validate.INAT18_IMAGES}{supers[c % 2]}/{c}"
+            os.makedirs(os.path.join(base, folder), exist_ok=True)
+            for _ in range(n):
+                name = f"{folder}/{own.bytes(16).hex()}.jpg"
+                Image.fromarray(scenes.centred_object(own, 96, c)).save(os.path.join(base, name), quality=92)
+                images.append({"id": image_id, "width": 96, "height": 96, "file_name": name, "license": 0,
+                               "rights_holder": "moco-transfer built-in"})
+                anns.append({"id": image_id, "image_id": image_id, "category_id": c})
+                image_id += 1
+        data = {"info": {"year": 2018, "description": "moco-transfer built-in iNaturalist 2018-format set"},
+                "images": images, "categories": categories, "annotations": anns, "licenses": []}
+        with open(os.path.join(base, f"{split}2018.json"), "w") as f:
+            json.dump(data, f)
+    inat.write_meta(root)
+
+
 def make_demo(out, sizes=None):
     """Writes every built-in set under `out` (or re-uses it when the parameters match). Builds at
     once into the same folder wait for each other (a lock on the folder above it), then re-use the set."""
     sizes = sizes or DemoSizes()
-    params = {"version": 4, **asdict(sizes)}
+    params = {"version": 5, **asdict(sizes)}
     if same_params(out, params):
         return out
     check_replaceable(out)
@@ -333,6 +368,7 @@ def build(out, base, sizes, params):
     write_imagenet(tmp, sizes, rng)
     write_ade20k(tmp, sizes, rng)
     write_cityscapes(tmp, sizes, rng)
+    write_inat18(tmp, sizes)
     with open(os.path.join(tmp, "params.json"), "w") as f:
         json.dump(params, f, indent=1)
     os.chmod(tmp, 0o755)  # mkdtemp's 0700 would keep the set from other users

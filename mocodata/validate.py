@@ -324,6 +324,112 @@ def check_train_val(root, name="imagenet"):
     return n
 
 
+INAT18 = "iNaturalist2018"  # the folder the official archives unpack into, under the data root
+INAT18_IMAGES = "train_val2018/"  # every file_name of train2018.json and val2018.json begins with it
+
+
+def read_inat(json_path):
+    """([(file_name, label)] in the order of 'images', number of classes) of an iNaturalist 2018 file.
+    The format is COCO's (visipedia/inat_comp 2018 README): images {id, file_name}, annotations
+    {image_id, category_id}, categories {id}. The label is the category id (mmselfsup 0.x
+    tools/data_converters/convert_inaturalist.py), so the ids must be 0..C-1. Linear in the number of
+    images: the annotations are looked up by image id, not compared with every image."""
+    need_file(json_path, "iNaturalist 2018 annotation file (train2018.json.tar.gz / val2018.json.tar.gz, unpacked)")
+    try:
+        data = json.load(open(json_path))
+        images, anns, cats = data["images"], data["annotations"], data["categories"]
+        cat_ids = sorted(c["id"] for c in cats)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(json_path, f"malformed JSON ({e})") from None
+    except (KeyError, TypeError) as e:
+        raise DataError(json_path, f"not an iNaturalist 2018 file (no {e}; expected 'images', 'annotations' "
+                                   "and 'categories' with 'id' each)") from None
+    n = len(cat_ids)
+    if cat_ids != list(range(n)):
+        odd = [i for i in cat_ids if i not in range(n)][:3]
+        raise DataError(json_path, f"category ids are not 0..{n - 1} (e.g. {odd}); the labels are the category ids, "
+                                   "as in the official files")
+    label = {}
+    for a in anns:
+        if not isinstance(a, dict) or not isinstance(a.get("image_id"), (int, str)) or "category_id" not in a:
+            raise DataError(json_path, f"annotation {str(a)[:200]} has no image_id or category_id")
+        cat = a["category_id"]
+        if type(cat) is not int or not 0 <= cat < n:
+            raise DataError(json_path, f"annotation {a}: category_id {cat!r} is out of range 0..{n - 1}")
+        if a["image_id"] in label:
+            raise DataError(json_path, f"annotation {a}: image {a['image_id']} has a second annotation "
+                                       f"(category {label[a['image_id']]} before); one label per image")
+        label[a["image_id"]] = cat
+    pairs, seen = [], set()
+    for im in images:
+        if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)) or not isinstance(im.get("file_name"), str):
+            raise DataError(json_path, f"image {str(im)[:200]} has no id or file_name")
+        if im["id"] in seen:
+            raise DataError(json_path, f"image {im}: id {im['id']} appears twice in 'images'; ids must be unique")
+        if im["id"] not in label:
+            raise DataError(json_path, f"image {im}: id {im['id']} has no annotation, so no label")
+        if not im["file_name"].startswith(INAT18_IMAGES):
+            raise DataError(json_path, f"image {im}: file_name does not begin with {INAT18_IMAGES} "
+                                       "(the official layout: train_val2018/<supercategory>/<category>/<image>.jpg)")
+        seen.add(im["id"])
+        pairs.append((im["file_name"], label[im["id"]]))
+    orphan = next((a for a in anns if a["image_id"] not in seen), None)
+    if orphan is not None:
+        raise DataError(json_path, f"annotation {orphan}: image_id {orphan['image_id']} is not in 'images'")
+    if not pairs:
+        raise DataError(json_path, "no images")
+    return pairs, n
+
+
+def read_image_list(path, num_classes):
+    """[(path, label)] of an mmpretrain annotation list ('<path> <label>' a line, mmpretrain
+    CustomDataset reads it with rsplit(' ', 1)); labels must be 0..num_classes-1."""
+    need_file(path, "image list; write it with: python -m mocodata inat18-meta ROOT")
+    out = []
+    for i, line in enumerate(open(path).read().splitlines(), 1):
+        name, _, label = line.rpartition(" ")
+        if not name or not (label.isascii() and label.isdigit()):
+            raise DataError(path, f"line {i} {line[:200]!r} is not '<path> <label>'")
+        if int(label) >= num_classes:
+            raise DataError(path, f"line {i} {line[:200]!r}: label {label} is out of range 0..{num_classes - 1}")
+        out.append((name, int(label)))
+    return out
+
+
+def read_inat_splits(root):
+    """({'train': [(file_name, label)], 'val': [...]}, number of classes) of ROOT/iNaturalist2018/, both
+    files read and checked against each other (the same categories, no image in both)."""
+    base = os.path.join(root, INAT18)
+    need_dir(base, "iNaturalist 2018: train_val2018.tar.gz, train2018.json.tar.gz, val2018.json.tar.gz unpacked")
+    (train, classes), (val, val_classes) = (read_inat(os.path.join(base, f"{s}2018.json")) for s in ("train", "val"))
+    if val_classes != classes:
+        raise DataError(os.path.join(base, "val2018.json"), f"{val_classes} categories, train2018.json has {classes}")
+    both = {name for name, _ in train} & {name for name, _ in val}
+    if both:
+        raise DataError(os.path.join(base, "val2018.json"), f"{len(both)} images are in train2018.json too "
+                                                            f"(e.g. {sorted(both)[0]}); the splits must not overlap")
+    return {"train": train, "val": val}, classes
+
+
+def check_inat18(root):
+    """ROOT/iNaturalist2018/: both JSON files, the meta/ lists made from them (the same images and labels,
+    in the same order) and every image they name. Returns the number of images."""
+    base = os.path.join(root, INAT18)
+    splits, classes = read_inat_splits(root)
+    for split, pairs in splits.items():
+        meta = os.path.join(base, "meta", f"{split}.txt")
+        listed = read_image_list(meta, classes)
+        if listed != pairs:
+            i = next((i for i, (a, b) in enumerate(zip(listed, pairs)) if a != b), min(len(listed), len(pairs)))
+            got, want = (" ".join(map(str, x[i])) if i < len(x) else "the end" for x in (listed, pairs))
+            raise DataError(meta, f"line {i + 1} is '{got}', {split}2018.json gives '{want}' ({len(listed)} lines for "
+                                  f"{len(pairs)} images); rewrite it: python -m mocodata inat18-meta {root}")
+        for name, _ in progress(pairs, f"iNaturalist 2018 {split}"):
+            need_file(os.path.join(base, name), f"image listed in {split}2018.json and meta/{split}.txt")
+            image_size(os.path.join(base, name))
+    return sum(len(pairs) for pairs in splits.values())
+
+
 # data check name (transfer.protocols.Protocol.data) -> the check of what it reads under the root
 CHECKS = {
     "voc": check_voc,
@@ -335,6 +441,7 @@ CHECKS = {
     "voc07-cls": lambda root: sum(check_voc_split(os.path.join(root, "VOC2007"), s) for s in ("trainval", "test")),
     "ade20k": check_ade20k,
     "cityscapes": check_cityscapes,
+    "inat18": check_inat18,
 }
 
 

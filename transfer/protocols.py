@@ -41,6 +41,10 @@ RECIPES.update({
     "mhead_places205": dict(STAGES, epochs=28, schedule="step x0.1 at [7, 14, 21]", train_crop=None,
                             train_resize=256, train_center_crop=256, train_random_crop=224, color_jitter=None,
                             lighting=None, test_resize=256, test_crop=224, num_classes=205),
+    # mmselfsup 0.x configs/benchmarks/classification/inaturalist2018/resnet50_mhead_8xb32-steplr-84e_inat18.py
+    "mhead_inat18": dict(STAGES, epochs=84, schedule="step x0.1 at [24, 48, 72]", train_crop=224, train_resize=None,
+                         train_random_crop=None, color_jitter=None, lighting=None, test_resize=256, test_crop=224,
+                         num_classes=8142),
 })
 # mmpretrain configs/mocov3/benchmarks/vit-{base,large}-p16_8xb64-coslr-*e_in1k.py (= DeiT main.py
 # defaults with MoCo v3's epochs); ViT-S: 300 epochs (moco-v3#19), MoCo v3's 12 heads.
@@ -311,6 +315,14 @@ TASKS = {p.name: p for p in [
         published={f"feat{i}/top1": Ref(v, MMSELFSUP, MHEAD.format("places205/resnet50_mhead_8xb32-steplr-28e_places205"))
                    for i, v in enumerate((20.92, 35.72, 42.62, 49.79, 52.25), 1)},
         baselines=zoo_baselines("linear-stages-places")),
+    # no published MoCo number: neither mmselfsup's MoCo v2/v3 READMEs nor VISSL's model zoo report iNat18
+    Protocol(
+        name="linear-stages-inat18", framework="mmpretrain", runner="transfer.classification.linear",
+        data="inat18", weights="mmpretrain",
+        configs={"full": "mmpretrain/linear-stages_r50_inat18.py",
+                 "lowgpu": "mmpretrain/linear-stages_r50_inat18_lowgpu.py",
+                 "quick": "mmpretrain/linear-stages_r50_inat18_quick.py"},
+        metrics=tuple(f"feat{i}/top1" for i in range(1, 6))),
     Protocol(
         groups=("classification", "seeds"), tier=3, recipes=tuple(FINETUNE_RECIPES),
         name="finetune", framework="mmpretrain", runner="transfer.classification.finetune", data="imagenet-val",

@@ -7,6 +7,7 @@ metrics are mmpretrain's, built from the configs under configs/mmpretrain/.
 """
 import argparse
 import os
+import sys
 
 import torch
 from mmengine.config import DictAction
@@ -14,6 +15,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from converters import to_mmpretrain
+from mocodata import validate
 from transfer.classification import BadInput, refuse
 from transfer.runner import finish
 from transfer.classification import predictions, stages  # noqa: F401  (stages registers the Feature1-5 modules)
@@ -30,7 +32,8 @@ def parser(description):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--config", required=True, help="configs/mmpretrain/*.py")
     p.add_argument("--data-root", required=True,
-                   help="folder with imagenet/ (or places205/): {train,val}/<class>/*.jpg")
+                   help="folder with imagenet/ (or places205/): {train,val}/<class>/*.jpg, "
+                        "or iNaturalist2018/ with meta/{train,val}.txt")
     p.add_argument("--work-dir", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", default=None, help="backbone from converters/to_mmpretrain.py (random init without)")
@@ -139,8 +142,22 @@ def set_weights(cfg, path, args_config):
     return sd
 
 
+def list_classes(root, cfg):
+    """Classes of a config that reads annotation lists ('<path> <label>' lines, e.g. iNaturalist 2018's
+    meta/{train,val}.txt): the labels 0..L, L the largest in either list."""
+    try:
+        labels = [label for loader in (cfg.train_dataloader, cfg.val_dataloader) for _, label in
+                  validate.read_image_list(os.path.join(root, cfg.data_dir, loader.dataset.ann_file), sys.maxsize)]
+    except validate.DataError as e:
+        raise BadInput(f"--data-root {root}: {e}") from None
+    if not labels:
+        raise BadInput(f"--data-root {root}: {cfg.data_dir}/{cfg.train_dataloader.dataset.ann_file} lists no image")
+    return list(range(max(labels) + 1))
+
+
 def set_data(cfg, root):
-    classes = check_data(root, cfg.data_dir)
+    lists = cfg.train_dataloader.dataset.get("ann_file")
+    classes = list_classes(root, cfg) if lists else check_data(root, cfg.data_dir)
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         loader.dataset.data_root = os.path.join(root, cfg.data_dir)
     cfg.model.head.num_classes = len(classes)
