@@ -50,13 +50,15 @@ def test_recipe_equals_mmselfsup(variant, gpus):
 
 def test_only_the_five_linear_layers_are_trained():
     """mmselfsup's paramwise_options=dict(norm_decay_mult=0.) has nothing to act on: no norm is trained."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
     from transfer.classification import stages  # noqa: F401  (registers the Feature1-5 modules)
 
     model_cfg = Config.fromfile(config_path("mmpretrain", "linear-stages_r50_inat18.py")).model
     model_cfg.head.num_classes = 10  # the parameters' kinds do not depend on the class count
-    model = MODELS.build(model_cfg)
+    with DefaultScope.overwrite_default_scope("mmpretrain"):  # another test may have left MMSeg's scope
+        model = MODELS.build(model_cfg)
     trained = {n: type(m).__name__ for n, m in model.named_modules() for p in m.parameters(recurse=False)
                if p.requires_grad}
     assert len(trained) == 5 and set(trained.values()) == {"Linear"}, trained
