@@ -456,6 +456,7 @@ LAYOUTS = {
     "voc07-cls": "VOC2007/ (trainval, test)",
     "ade20k": "ADEChallengeData2016/{images,annotations}/{training,validation}/",
     "cityscapes": "cityscapes/leftImg8bit/{train,val}/<city>/, gtFine/ with *_labelTrainIds.png",
+    "inat18": "iNaturalist2018/{train,val}2018.json, train_val2018/, meta/{train,val}.txt (python -m mocodata inat18-meta)",
 }
 
 

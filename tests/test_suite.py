@@ -211,16 +211,17 @@ def test_a_data_root_lacking_some_sets_is_named_before_anything_runs(tmp_path, d
     out = tmp_path / "o"
     assert run_suite.main(["--task", "all", "--data", str(root), "--quick", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "lacks what 6 of the 10 selected tasks read" in err, err
+    assert "lacks what 7 of the 11 selected tasks read" in err, err
     missing = err.split("With what")[0]
-    for task in ("knn", "linear", "linear-stages", "linear-stages-places", "coco", "cityscapes"):
+    for task in ("knn", "linear", "linear-stages", "linear-stages-places", "linear-stages-inat18", "coco", "cityscapes"):
         assert f"{task}," in missing or f"{task}:" in missing, task
     assert "these would run: --task svm,svm-lowshot,voc,seg." in err and not out.exists()
     for name in ("imagenet", "places205"):  # the small test root has no Places205: its ImageNet has the layout
         os.symlink(os.path.join(demo_root, "imagenet"), root / name)
+    os.symlink(os.path.join(demo_root, "iNaturalist2018"), root / "iNaturalist2018")
     assert run_suite.main(["--task", "all", "--data", str(root), "--quick", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "lacks what 2 of the 10" in err and "(the whole group classification)" in err, err
+    assert "lacks what 2 of the 11" in err and "(the whole group classification)" in err, err
     assert run_suite.main(["--task", "dense,knn", "--data", str(root), "--quick", "--arch", "vit_small",
                            "--out", str(out)]) == 2
     err = capsys.readouterr().err  # for a ViT, dense is seg-upernet, coco-vitdet, ade20k-upernet

@@ -315,8 +315,10 @@ TASKS = {p.name: p for p in [
         published={f"feat{i}/top1": Ref(v, MMSELFSUP, MHEAD.format("places205/resnet50_mhead_8xb32-steplr-28e_places205"))
                    for i, v in enumerate((20.92, 35.72, 42.62, 49.79, 52.25), 1)},
         baselines=zoo_baselines("linear-stages-places")),
-    # no published MoCo number: neither mmselfsup's MoCo v2/v3 READMEs nor VISSL's model zoo report iNat18
+    # no published MoCo number: neither mmselfsup's MoCo v2/v3 READMEs (nor OpenSelfSup's zoo) nor VISSL's
+    # model zoo report iNat18
     Protocol(
+        groups=("classification",), tier=1, recipes=("mhead_inat18",),
         name="linear-stages-inat18", framework="mmpretrain", runner="transfer.classification.linear",
         data="inat18", weights="mmpretrain",
         configs={"full": "mmpretrain/linear-stages_r50_inat18.py",
@@ -408,7 +410,7 @@ TASKS.update({p.name: p for p in [
 ]})
 # `--task` groups; `all` is every task the checkpoint's backbone accepts (except the derived ones)
 GROUPS = {
-    "classification": "kNN, VOC07 SVMs, linear probes and fine-tuning on ImageNet and Places205",
+    "classification": "kNN, VOC07 SVMs, linear probes and fine-tuning on ImageNet, Places205 and iNaturalist 2018",
     "dense": "detection and segmentation: the backbone fine-tuned in Detectron2 or MMSegmentation",
     "seeds": "the benchmarks of the seeds' tables (mmselfsup's MoCo v2 README; for a ViT those that take one, "
              "and MoCo v3's fine-tuning)",
