@@ -9,6 +9,7 @@ import sys
 import tempfile
 
 from converters.sources import SOURCES, ConversionError, read_backbone
+from converters.vit_layout import resize_pos_embed
 
 ARCHS = ["auto", "resnet50", "vit", "vit_small", "vit_base", "vit_large", "vit_huge"]
 
@@ -21,6 +22,10 @@ def parser(description, default_suffix):
     p.add_argument("--arch", default="auto", choices=ARCHS, help="expected backbone ('vit': any ViT size)")
     p.add_argument("--num-heads", type=int, default=None,
                    help="ViT head count, when the checkpoint does not record it (recorded in the output)")
+    p.add_argument("--img-size", type=int, default=None, metavar="N",
+                   help="ViT: put the position embedding on the grid of an N px input (MoCo v3's fixed sin-cos "
+                        "written anew, a learned one interpolated); the transfer protocols build for 224. "
+                        "Default: the checkpoint's own grid")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     p.add_argument("--trust-pickle", action="store_true", help="allow pickles that run code when loaded (old files)")
     return p
@@ -83,6 +88,21 @@ def settle_heads(report, given, path):
     report["num_heads"], report["num_heads_from"] = given, "--num-heads"
 
 
+def on_grid(sd, report, img_size, path):
+    """--img-size: the ViT's pos_embed on that input's grid, said in the report and the output's meta."""
+    if img_size is None:
+        return sd
+    if "vit" not in report:
+        raise ConversionError(f"--img-size: {path} holds a {report['arch']}, not a ViT; drop the flag")
+    if img_size < 1 or img_size % report["vit"]["patch"]:
+        raise ConversionError(f"--img-size {img_size}: must be a multiple of the patch size {report['vit']['patch']}")
+    sd, note = resize_pos_embed(sd, img_size)
+    if note:
+        report["notes"].append(note)
+        report["pos_embed"], report["vit"]["grid"] = note, img_size // report["vit"]["patch"]
+    return sd
+
+
 def describe(arch, report):
     if "vit" not in report:
         return arch
@@ -104,8 +124,10 @@ def run(argv, description, suffix, convert, save, required_suffix=None, hint=Non
         if not wanted:
             raise ConversionError(f"{args.checkpoint}: holds a {arch} backbone, but --arch {args.arch} was asked for")
         settle_heads(report, args.num_heads, args.checkpoint)
+        sd = on_grid(sd, report, args.img_size, args.checkpoint)
         converted = convert(arch, sd, args.checkpoint)
-        meta = {"arch": arch, "source": report["source"], "num_heads": report.get("num_heads")}
+        meta = {"arch": arch, "source": report["source"], "num_heads": report.get("num_heads"),
+                **({"pos_embed": report["pos_embed"]} if "pos_embed" in report else {})}
         atomic_write(out, lambda tmp: save(converted, tmp, meta))
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -134,3 +134,39 @@ def build_timm_vit(sd, num_heads):
     model = VisionTransformer(**timm_kwargs(vit_shape(sd), num_heads))
     model.load_state_dict(sd, strict=True)
     return model.eval()
+
+
+# The input every ViT protocol here builds its model for: ViTDet's pretrain_img_size, mmpretrain's
+# img_size (linear probe and fine-tuning), the kNN crop; the grid of the published MoCo v3 checkpoints.
+TRANSFER_IMG_SIZE = 224
+
+
+def sincos_pos_embed(grid, width):
+    """MoCo v3's fixed 2-D sin-cos position embedding with its zero cls slot, (1, 1 + grid^2, width):
+    moco-v3 vits.py build_2d_sincos_position_embedding, as mmpretrain carries it."""
+    from mmpretrain.models.utils import build_2d_sincos_position_embedding
+
+    return build_2d_sincos_position_embedding(grid, width, cls_token=True)
+
+
+def resize_pos_embed(sd, img_size=TRANSFER_IMG_SIZE):
+    """(sd, note): pos_embed on the grid of an img_size input; note says what was done, None when
+    the grid already fits. MoCo v3's fixed sin-cos is written anew for that grid (exactly what a
+    model pretrained at img_size holds); a learned one is interpolated as timm does
+    (timm.layers.resample_abs_pos_embed: bicubic, the cls slot kept)."""
+    shape = vit_shape(sd)
+    grid = img_size // shape["patch"]
+    pos = sd["pos_embed"]
+    if shape["grid"] == grid:
+        return sd, None
+    was = f"{shape['grid']}x{shape['grid']}"
+    if shape["width"] % 4 == 0 and torch.allclose(pos.float(), sincos_pos_embed(shape["grid"], shape["width"]),
+                                                  atol=1e-4):
+        new, how = sincos_pos_embed(grid, shape["width"]), "MoCo v3's fixed 2-D sin-cos, written for"
+    else:
+        from timm.layers import resample_abs_pos_embed
+
+        new, how = resample_abs_pos_embed(pos.float(), [grid, grid], num_prefix_tokens=1), "interpolated (bicubic) to"
+    note = (f"pos_embed: pretrained on a {was} grid ({shape['grid'] * shape['patch']} px); {how} the {grid}x{grid} "
+            f"grid of {img_size} px, the input the transfer protocols build the ViT for")
+    return dict(sd, pos_embed=new.to(pos.dtype)), note

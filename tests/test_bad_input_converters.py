@@ -183,6 +183,10 @@ ROWS = [
          phrase="must divide the width 64"),
     *row("num_heads_on_resnet", lambda d: [save(d, "r50.pth", resnet_sd()), "--num-heads", "12"],
          culprit="--num-heads", phrase="not a ViT"),
+    *row("img_size_on_resnet", lambda d: [save(d, "r50.pth", resnet_sd()), "--img-size", "224"],
+         culprit="--img-size", phrase="not a ViT"),
+    *row("img_size_not_patch_multiple", lambda d: [*GOOD(d), "--img-size", "100"], culprit="--img-size 100",
+         phrase="multiple of the patch size 16"),
     *row("unknown_source", lambda d: [*GOOD(d), "--source", "moco_v9"], culprit="--source", phrase="invalid choice"),
     # the output
     *row("output_exists", lambda d: [*GOOD(d), "-o", write(d, "out.pkl", b"old")], culprit="output",

@@ -38,10 +38,16 @@ def converters_for(form):
 def read_weights(path):
     """The checkpoint's backbone, read once, before the tasks are chosen (a group takes those of its arch)."""
     from converters.sources import read_backbone
+    from converters.vit_layout import TRANSFER_IMG_SIZE, resize_pos_embed
 
     if os.path.isdir(path):
         raise BadInput(f"--weights {path}: is a folder; give the checkpoint file")
-    return read_backbone(path)
+    arch, sd, info = read_backbone(path)
+    if arch.startswith("vit"):  # every ViT protocol builds its model for 224 px (ViTDet's pretrain_img_size too)
+        sd, note = resize_pos_embed(sd, TRANSFER_IMG_SIZE)
+        if note:
+            info = dict(info, pos_embed=note)
+    return arch, sd, info
 
 
 def check_arch(path, arch, tasks):
@@ -61,9 +67,12 @@ def write_weights(path, arch, sd, info, tasks, out_dir):
         module, suffix = converters_for(form)
         converted = module.convert(arch, sd, path)
         forms[form] = os.path.join(out_dir, f"backbone_{form}{suffix}")
-        meta = {"arch": arch, "source": info["source"], "num_heads": info.get("num_heads")}
+        meta = {"arch": arch, "source": info["source"], "num_heads": info.get("num_heads"),
+                **({"pos_embed": info["pos_embed"]} if "pos_embed" in info else {})}
         atomic_write(forms[form], lambda t, m=module, c=converted: m.save(c, t, meta))
     print(f"converted {path} ({arch}, {len(sd)} tensors) for {', '.join(sorted(forms))}")
+    if "pos_embed" in info:  # the runners record it in each fingerprint too
+        print(f"  {info['pos_embed']}")
     return forms
 
 
@@ -134,6 +143,21 @@ def finished(metrics, fp, minutes=None):
     return dict(rec, minutes=minutes) if minutes is not None else rec
 
 
+ERROR_LINE = re.compile(r"^(error: |([\w.]*(Error|Exception|NotLoaded|Interrupt|Exit)\w*): )")
+
+
+def failure_of(log):
+    """One paragraph for the summary: the runner's last error line (an exception's message, or an
+    'error: ...' line), without the traceback frames above it; else the last line outside any."""
+    lines = [line.strip() for line in log.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if ERROR_LINE.match(line)]
+    if errors:
+        return errors[-1]
+    frames = re.compile(r"^(Traceback|File \"|\^+$|~+|During handling|The above exception)")
+    plain = [line for line in lines if not frames.match(line)]
+    return plain[-1] if plain else "no output"
+
+
 def run_one(task, cmd, run_dir, seed):
     metrics, fp, why = runner.results(run_dir)
     if metrics is not None:
@@ -148,10 +172,9 @@ def run_one(task, cmd, run_dir, seed):
     minutes = (time.time() - t0) / 60
     metrics, fp, why = runner.results(run_dir)
     if rc != 0 or metrics is None:
-        tail = open(os.path.join(run_dir, "log.txt")).read().strip().splitlines()[-3:]
-        tail += [why] if rc == 0 and why else []
-        print(f"[{task} seed {seed}] FAILED after {minutes:.1f} min (exit {rc}): {' | '.join(tail)}")
-        return {"status": "failed", "error": "\n".join(tail), "exit_code": rc}
+        error = why if rc == 0 and why else failure_of(open(os.path.join(run_dir, "log.txt")).read())
+        print(f"[{task} seed {seed}] FAILED after {minutes:.1f} min (exit {rc}): {error}")
+        return {"status": "failed", "error": error, "exit_code": rc}
     print(f"[{task} seed {seed}] done in {minutes:.1f} min")
     return finished(metrics, fp, minutes)
 
@@ -452,7 +475,8 @@ def main(argv=None):
     runs = [{"task": task, "seed": seed, "config": cfg, "run_dir": run_dir, **result}
             for (task, _, run_dir, seed), cfg, result in zip(jobs, configs, results)]
     table = report.write(args.out, runs, {"weights": args.weights, "arch": arch, "data": root, "builtin": builtin_data,
-                                          "num_gpus": args.num_gpus, "variant": variant, "recipe": args.recipe})
+                                          "num_gpus": args.num_gpus, "variant": variant, "recipe": args.recipe,
+                                          **({"pos_embed": info["pos_embed"]} if "pos_embed" in info else {})})
     held.close()
     print(table)
     return 0 if all(r["status"] == "done" for r in runs) else 1

@@ -94,7 +94,8 @@ def build_model(args, layers, pre):
         check(args.arch or "resnet50")
     torch.manual_seed(args.seed)
     try:
-        model = backbone.load_backbone(args.weights, args.arch, args.num_heads)
+        model = backbone.load_backbone(args.weights, args.arch, args.num_heads,
+                                       img_size=pre.get("crop", pre.get("squash")))
     except (ConversionError, ValueError) as e:
         raise BadInput(f"--weights {args.weights}: {e}" if args.weights else f"--arch {args.arch}: {e}") from None
     check(model)

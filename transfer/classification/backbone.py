@@ -108,18 +108,27 @@ def load_vit(sd, info, num_heads):
     return build_timm_vit(sd, heads)
 
 
-def load_backbone(path=None, arch=None, num_heads=None):
+def load_backbone(path=None, arch=None, num_heads=None, img_size=None):
     """An eval-mode backbone holding every tensor of the checkpoint (random init when path is None).
-    Raises converters.sources.ConversionError for a checkpoint it cannot read, ValueError otherwise."""
+    img_size: build a ViT for that input, its position embedding put on that grid where the
+    checkpoint's differs (converters.vit_layout.resize_pos_embed; what was done is in
+    `model.pos_embed_note`). Raises converters.sources.ConversionError for a checkpoint it cannot
+    read, ValueError otherwise."""
     if path is None:
         model = random_backbone(arch or "resnet50")
     else:
         from converters.sources import read_backbone
+        from converters.vit_layout import resize_pos_embed
 
         found, sd, info = read_backbone(path)
         if arch and arch != found:
             raise ValueError(f"{path} holds a {found}, not the {arch} asked for")
+        note = None
+        if found != "resnet50" and img_size:
+            sd, note = resize_pos_embed(sd, img_size)
         model = load_resnet50(sd) if found == "resnet50" else load_vit(sd, info, num_heads)
+        if note:
+            model.pos_embed_note = note
     return model.eval()
 
 

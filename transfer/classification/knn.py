@@ -155,7 +155,8 @@ def facts(cfg, args, model, train, val, device):
     return dict(layer=cfg["layer"], preprocess=cfg["preprocess"], k=list(cfg["k"]), temperature=cfg["temperature"],
                 normalise="l2", vote="sum exp(sim/T) one-hot", num_classes=len(train[2]), train_images=len(train[0]),
                 val_images=len(val[0]), arch="vit" if backbone.is_vit(model) else "resnet50",
-                weights=args.weights or "random init", seed=args.seed, device=device, versions=versions())
+                weights=args.weights or "random init", seed=args.seed, device=device, versions=versions(),
+                **({"pos_embed": model.pos_embed_note} if hasattr(model, "pos_embed_note") else {}))
 
 
 if __name__ == "__main__":

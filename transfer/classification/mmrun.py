@@ -139,6 +139,8 @@ def set_weights(cfg, path, args_config):
             raise BadInput(f"--weights {path} is a ViT {shape}, but --config {args_config} builds "
                            f"{config_vit_arch(backbone)}; use the config for this size")
     backbone.init_cfg = dict(type="Pretrained", checkpoint=path)
+    if meta.get("pos_embed"):  # the converter put it on the grid of the config's 224 px (fingerprinted)
+        cfg.weights_pos_embed = meta["pos_embed"]
     return sd
 
 
@@ -254,7 +256,8 @@ def common_facts(cfg, world_size, seed, weights):
                 test_resize=pipeline_step(test, "ResizeEdge").get("scale"),
                 test_crop=pipeline_step(test, "CenterCrop").get("crop_size"), num_classes=cfg.model.head.num_classes,
                 gpus=world_size, seed=seed, weights=weights or "random init",
-                versions=dict(fingerprint.versions(), mmpretrain=__import__("mmpretrain").__version__))
+                versions=dict(fingerprint.versions(), mmpretrain=__import__("mmpretrain").__version__),
+                **({"pos_embed": cfg.weights_pos_embed} if cfg.get("weights_pos_embed") else {}))
 
 
 def nest(metrics):

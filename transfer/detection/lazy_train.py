@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from mocodata import register, validate
 from transfer import BadInput, fingerprint, loadcheck
+from converters.safe_pickle import read_numpy_pickle
 from transfer.detection.weights import read_model
 from transfer.runner import finish
 
@@ -127,6 +128,9 @@ def check_weights(cfg, model):
     n = loadcheck.check_loaded(cfg.train.init_checkpoint, expected, actual,
                                new=list(spec.get("new", [])), resized=list(spec.get("resized", [])))
     logger.info(f"backbone: every pretrained tensor loaded from {cfg.train.init_checkpoint} ({n} tensors)")
+    note = weights_note(cfg.train.init_checkpoint)
+    if note:
+        logger.info(f"backbone: {note}")
 
 
 def do_train(cfg, resume):
@@ -175,7 +179,15 @@ def vitdet_facts(cfg, world_size, seed):
         lsj=dict(size=lsj.target_height, scale=[lsj.min_scale, lsj.max_scale]),
         test_size=cfg.dataloader.test.mapper.augmentations[0].short_edge_length, amp=cfg.train.amp.enabled,
         gpus=world_size, seed=seed, weights=cfg.train.init_checkpoint or "random init",
-        train_sets=loader.dataset.names, test_sets=cfg.dataloader.test.dataset.names, versions=fingerprint.versions())
+        train_sets=loader.dataset.names, test_sets=cfg.dataloader.test.dataset.names, versions=fingerprint.versions(),
+        **({"pos_embed": note} if (note := weights_note(cfg.train.init_checkpoint)) else {}))
+
+
+def weights_note(path):
+    """What the conversion did to pos_embed (a checkpoint pretrained at another crop), or None."""
+    obj = read_numpy_pickle(path) if path else None
+    meta = obj.get("meta") if isinstance(obj, dict) else None
+    return meta.get("pos_embed") if isinstance(meta, dict) else None
 
 
 def worker(args):
