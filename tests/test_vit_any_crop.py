@@ -111,8 +111,8 @@ def test_mmpretrain_vits_load_every_tensor_of_a_64px_checkpoint(suite_weights, b
 
     path = suite_weights["mmpretrain"]
     sd, meta = read_weights(path)
-    model = MODELS.build(dict(type=backbone_type, arch=to_mmpretrain.vit_arch(sd, HEADS), img_size=224,
-                              patch_size=16, out_type="cls_token", final_norm=True))
+    model = MODELS.build(dict(_scope_="mmpretrain", type=backbone_type, arch=to_mmpretrain.vit_arch(sd, HEADS),
+                              img_size=224, patch_size=16, out_type="cls_token", final_norm=True))
     model.load_state_dict(sd, strict=True)
     assert loadcheck.check_loaded(path, sd, model.state_dict()) == len(sd)
     assert "written for the 14x14 grid" in meta.get("pos_embed", "")
