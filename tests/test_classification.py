@@ -11,7 +11,7 @@ import torch
 from tests.badinput import refuses
 from tests.conftest import config_path
 from transfer import perimage
-from transfer.classification import backbone, knn, svm
+from transfer.classification import backbone, knn, logreg, svm
 
 
 def brute_force_knn(bank, bank_labels, queries, query_labels, k, T, num_classes):
@@ -271,5 +271,8 @@ def test_every_config_has_every_recipe_key(name):
     from transfer.classification import load_config, need_keys
 
     cfg = load_config(config_path("classification", name))
-    keys = knn.KEYS if cfg["task"] == "knn" else svm.KEYS + (svm.LOWSHOT_KEYS if cfg["mode"] == "lowshot" else ())
+    if cfg["task"] == "logreg":
+        keys = logreg.KEYS
+    else:
+        keys = knn.KEYS if cfg["task"] == "knn" else svm.KEYS + (svm.LOWSHOT_KEYS if cfg["mode"] == "lowshot" else ())
     need_keys(cfg, keys, name)

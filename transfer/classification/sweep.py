@@ -29,6 +29,7 @@ import sys
 
 import torch
 import torch.nn as nn
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from mmpretrain.models import ClsHead
 from mmpretrain.registry import DATASETS, MODELS
@@ -110,7 +111,8 @@ def build_cfg(config, overrides=()):
 def write_split(cfg, work_dir, fraction, seed):
     """Train on `fit`, choose on `holdout`: both lists of mmpretrain's own listing of train/ (its order and
     labels), written as ann files under RUN/split/; the validation loader keeps val/ for the final test."""
-    listing = DATASETS.build(dict(cfg.train_dataloader.dataset, pipeline=[]))
+    with DefaultScope.overwrite_default_scope("mmpretrain"):  # not the scope an earlier runner left current
+        listing = DATASETS.build(dict(cfg.train_dataloader.dataset, pipeline=[]))
     fit, held = holdout.split(len(listing), fraction, seed)
     if len(held) == 0 or len(fit) == 0:
         raise BadInput(f"--data-root: {cfg.data_dir}/train/ has {len(listing)} images; the {fraction:.0%} holdout "
