@@ -120,13 +120,13 @@ def views(loader, device):
 
 
 def is_jpeg(data):
-    return len(data) > 2 and data[0] == 0xFF and data[1] == 0xD8
+    return data[:2].numpy().tobytes() == b"\xff\xd8"  # the SOI marker
 
 
 def decode(paths, data, params, device):
     """RGB uint8 CHW per file on `device`; each checked against the size its header gave."""
     jpeg = [i for i, d in enumerate(data) if is_jpeg(d)]
-    out = [None] * len(data)
+    out, sizes = [None] * len(data), params[:, [C["width"], C["height"]]].long().tolist()
     try:  # one batched call: nvJPEG on CUDA
         for i, img in zip(jpeg, decode_jpeg([data[i] for i in jpeg], mode=ImageReadMode.RGB, device=device)
                           if jpeg else []):
@@ -137,7 +137,7 @@ def decode(paths, data, params, device):
     for i in range(len(data)):
         if out[i] is None:
             out[i] = decode_one(paths[i], data[i], device)
-        w, h = int(params[i, C["width"]]), int(params[i, C["height"]])
+        w, h = sizes[i]
         if tuple(out[i].shape) != (3, h, w):
             raise DataError(paths[i], f"decodes to {tuple(out[i].shape[1:])[::-1]} pixels, and its header says "
                                       f"{w}x{h}; re-encode the file")
