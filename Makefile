@@ -1,7 +1,7 @@
 # make demo: set up .venv if needed, then pretrain, convert and compare random init with the checkpoint
 # on the built-in data (tools/demo.py; DEMO_SECONDS=N scales it to a budget).
 # make test: set up .venv if needed, then run the tests (slow ones: make test-all).
-# make bench [QUICK=1]: augmentation, training-step, COCO/VOC evaluation, kNN/SVM, linear-sweep, logreg and iNat18-list figures for this machine.
+# make bench [QUICK=1]: augmentation, training-step, COCO/VOC evaluation, kNN/SVM, linear-sweep, logreg, iNat18-list and comparison-bootstrap figures for this machine.
 # make gpu-check [DRY=1]: pretraining and feature throughput on one GPU in <= 4 min (tools/gpu_check.py), with
 # the interpreter at hand (.venv if there, else $(PYTHON)): it needs only torch, torchvision, timm, OpenCV, numpy.
 PYTHON ?= python3
@@ -31,6 +31,7 @@ bench: env
 	$(PY) tools/bench_classification.py $(if $(QUICK),--quick)
 	$(PY) tools/bench_probes.py $(if $(QUICK),--quick)
 	$(PY) tools/bench_inat.py $(if $(QUICK),--quick)
+	$(PY) tools/bench_compare.py $(if $(QUICK),--quick)
 
 gpu-check:
 	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) tools/gpu_check.py $(if $(DRY),--dry) $(if $(OUT_DIR),--out $(OUT_DIR))

@@ -92,7 +92,7 @@ def test_several_seeds_resample_seeds_and_images(tmp_path):
     base = knn_output(tmp_path / "base", [u < t for t in (0.50, 0.52, 0.48)])
     better = knn_output(tmp_path / "better", [u < t for t in (0.70, 0.72, 0.68)])
     r = row(run_compare(tmp_path, base, better), "knn/top1_k20")
-    assert "seeds resampled | resampled" in r["test"] and r["verdict"] == "better higher"
+    assert "seeds 3 resampled vs 3 resampled" in r["test"] and r["verdict"] == "better higher"
     # the seeds' spread widens the interval beyond the images' alone
     one = row(run_compare(tmp_path, knn_output(tmp_path / "b1", [u < 0.5]), knn_output(tmp_path / "c1", [u < 0.7])),
               "knn/top1_k20")

@@ -243,7 +243,7 @@ def test_metric(task, metric, base_runs, other_runs, resamples, seed):
         stat_b, stat_o = bootstrap(metric, data, resamples, seed)
         d = stat_o - stat_b
         n_img = len(data[0][0]["ids"])
-        fixed = " (seeds " + " | ".join("resampled" if len(s) >= 3 else "fixed" for s in data) + ")"
+        fixed = " (seeds " + " vs ".join(f"{len(s)} {'resampled' if len(s) >= 3 else 'fixed'}" for s in data[::-1]) + ")"
         row.update(base_interval=percentile(stat_b), base_interval_from="images", interval=percentile(stat_o),
                    interval_from="images", difference_interval=percentile(d), seconds=time.time() - t0)
         if why_not:
