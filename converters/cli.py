@@ -6,10 +6,11 @@ input itself, never a folder, a writable parent), then the checkpoint is read an
 import argparse
 import os
 import sys
-import tempfile
 
 from converters.sources import SOURCES, ConversionError, read_backbone
 from converters.vit_layout import resize_pos_embed
+from mococore.errors import UserError
+from mococore.files import atomic_write
 
 ARCHS = ["auto", "resnet50", "vit", "vit_small", "vit_base", "vit_large", "vit_huge"]
 
@@ -51,26 +52,6 @@ def check_output(out, checkpoint, force, suffix=None):
         raise ConversionError(f"{out}: {parent} is a file, not a folder; choose another output path")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ConversionError(f"{out}: cannot write into {parent} (read-only or no permission)")
-
-
-def atomic_write(path, write):
-    """write(tmp_path) then rename: a killed run never leaves a half-written output."""
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = None
-    try:
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-        os.close(fd)
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
-        os.replace(tmp, path)
-    except OSError as e:
-        raise ConversionError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def settle_heads(report, given, path):
@@ -129,7 +110,7 @@ def run(argv, description, suffix, convert, save, required_suffix=None, hint=Non
         meta = {"arch": arch, "source": report["source"], "num_heads": report.get("num_heads"),
                 **({"pos_embed": report["pos_embed"]} if "pos_embed" in report else {})}
         atomic_write(out, lambda tmp: save(converted, tmp, meta))
-    except ConversionError as e:
+    except UserError as e:  # ConversionError, or an output that cannot be written
         print(f"error: {e}", file=sys.stderr)
         return 2
     print_report(arch, report, sd, converted, hint)

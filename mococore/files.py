@@ -48,3 +48,23 @@ def read_json(path):
             return json.load(f), None
     except (OSError, UnicodeDecodeError, ValueError) as e:
         return None, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+
+
+def lock_folder(out, who):
+    """An exclusive flock on OUT/.lock for this process's life (the kernel drops it when the process dies):
+    one run per output folder. Returns the lock's file descriptor; UserError naming the lock when another
+    process holds it, or the folder when it cannot be written."""
+    import fcntl
+
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd = os.open(os.path.join(out, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"{out}: cannot write the output folder ({e.strerror}); choose a writable one") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserError(f"{os.path.join(out, '.lock')}: another {who} is using this folder (it holds this lock); "
+                        "wait for it to end or choose another output folder") from None
+    return fd

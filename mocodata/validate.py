@@ -9,12 +9,12 @@ import xml.etree.ElementTree as ET
 
 from PIL import Image
 
+from mococore.errors import UserError
+from mococore.images import IMAGE_EXTS, image_folder as list_image_folder
 from mocodata.classes import VOC_CLASSES as CLASSES
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-
-class DataError(ValueError):
+class DataError(UserError):
     """A data set problem: str(e) is '<path>: <what is wrong>'."""
 
     def __init__(self, path, problem):
@@ -207,18 +207,15 @@ def check_label_values(path, max_id):
 
 def image_folder(root):
     """([(path, class index)], classes) of an ImageFolder, or a DataError that says what is wrong."""
-    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
     if not os.path.isdir(root):
         raise DataError(root, "missing data folder (expected <root>/<class>/<image>.jpg)")
     check_class_links(root)
-    try:
-        classes, idx = find_classes(root)
-        samples = make_dataset(root, idx, extensions=IMG_EXTENSIONS)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise DataError(root, str(e)) from None
-    if not samples:
-        raise DataError(root, f"no images in its class folders ({', '.join(IMG_EXTENSIONS)})")
+    samples, classes, empty = list_image_folder(root)
+    if not classes:
+        raise DataError(root, "no class folders (expected <root>/<class>/<image>.jpg)")
+    if empty:
+        raise DataError(os.path.join(root, empty[0]), f"empty class folder (no {'/'.join(IMAGE_EXTS)} images; "
+                                                      f"{len(empty)} such folders)")
     return samples, classes
 
 
@@ -237,9 +234,7 @@ def check_imagefolder(root):
     """An ImageNet-style train/<class>/*.jpg folder. Returns the number of images."""
     need_dir(root, "image folder with one sub-folder per class")
     check_class_links(root)
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
-    files = [os.path.join(root, c, f) for c in classes for f in sorted(os.listdir(os.path.join(root, c)))
-             if f.lower().endswith(IMAGE_EXTS)]
+    files = [p for p, _ in list_image_folder(root)[0]]
     if not files:
         raise DataError(root, "no images: expected <root>/<class>/<image>.jpg")
     for f in progress(files, root):
@@ -318,9 +313,9 @@ def check_train_val(root, name="imagenet"):
         only = sorted(set(lists[0]) ^ set(lists[1]))
         raise DataError(dirs[1], f"class folders differ from {dirs[0]} ({len(only)} in one only, e.g. {only[:3]})")
     for d in dirs:
-        for c in lists[0]:
-            if not any(f.lower().endswith(IMAGE_EXTS) for f in os.listdir(os.path.join(d, c))):
-                raise DataError(os.path.join(d, c), "empty class folder")
+        empty = list_image_folder(d)[2]
+        if empty:
+            raise DataError(os.path.join(d, empty[0]), f"empty class folder (no {'/'.join(IMAGE_EXTS)} images)")
     return n
 
 

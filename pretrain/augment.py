@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms as T
 
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+from mococore.norm import MEAN, STD  # noqa: E402
 
 
 def recipe(method):

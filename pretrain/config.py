@@ -12,8 +12,10 @@ import json
 import math
 import os
 
+from mococore.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A config that cannot run; run.py prints it and exits 2."""
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms as T
 
+from mococore.knn import vote
 from mocodata.validate import image_folder
 from pretrain.augment import normalize
 
@@ -70,9 +71,7 @@ def knn_predict(bank, bank_labels, feats, num_classes, k=20, T=0.07):
     """Class scores: sum over the k nearest (cosine) bank entries of exp(sim / T)."""
     sim = feats @ bank.T
     top, idx = sim.topk(min(k, bank.shape[0]), dim=1)
-    votes = torch.zeros(feats.shape[0], num_classes)
-    votes.scatter_add_(1, bank_labels[idx], (top / T).exp())
-    return votes.argmax(1)
+    return vote(top, bank_labels[idx], num_classes, T).argmax(1)
 
 
 def sizes(epoch_images, bank_size=10000, val_size=5000):

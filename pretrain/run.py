@@ -26,6 +26,8 @@ import torch.distributed as dist
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mococore.errors import UserError  # noqa: E402
+from mococore.files import lock_folder  # noqa: E402
 from pretrain import config, data, engine, knn, moco, outputs, vit  # noqa: E402
 from pretrain.lars import LARS  # noqa: E402
 
@@ -176,20 +178,11 @@ def check_out(out):
 def take_lock(out):
     """An exclusive flock on OUT/.lock for this process's life (the kernel drops it if the process
     dies): a second run on the same --out would overwrite this one's checkpoints."""
-    import fcntl
-
     try:
-        os.makedirs(out, exist_ok=True)
-        fd = os.open(os.path.join(out, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise data.DataError(out, f"cannot write the output folder ({e.strerror}): choose a writable --out") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise data.DataError(os.path.join(out, ".lock"), "another pretraining run is using this --out (it holds "
-                                                          "this lock): wait for it to end or choose another --out") from None
-    return fd
+        return lock_folder(out, "pretraining run")
+    except UserError as e:  # '<path>: <problem>', as a DataError names it
+        path, problem = str(e).split(": ", 1)
+        raise data.DataError(path, problem.replace("output folder", "--out")) from None
 
 
 def take_lock_every_rank(out, rank, world):
@@ -409,7 +402,7 @@ def main(argv=None):
             slurm.submit(cfg, args, train)
             return 0
         print(f"checkpoint: {train(cfg, args.resume)}")
-    except (config.ConfigError, data.DataError) as e:
+    except UserError as e:  # a ConfigError, a DataError
         print(f"error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:  # a DataError raised in a data-loading worker

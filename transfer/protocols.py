@@ -9,7 +9,7 @@ results dict) and RUN/fingerprint.json (`transfer.fingerprint.write`).
 """
 from dataclasses import dataclass, field
 
-RGB_MEAN, RGB_STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+from mococore.norm import MEAN_255 as RGB_MEAN, STD_255 as RGB_STD  # noqa: E402
 TORCHVISION_STEM = "7x7 conv (torchvision)"
 VARIANTS = ("full", "lowgpu", "quick")  # the published protocol, fewer GPUs (same images per update), built-in data
 

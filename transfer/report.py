@@ -4,6 +4,7 @@ import json
 import math
 import os
 
+from mococore.files import atomic_text
 from transfer import protocols
 
 
@@ -216,12 +217,6 @@ def merged(out, runs):
     earlier = json.load(open(path))["runs"] if os.path.isfile(path) else []
     new = {(r["task"], r["seed"]) for r in runs}
     return [r for r in earlier if (r["task"], r["seed"]) not in new] + runs
-
-
-def atomic_text(path, text):
-    with open(path + ".tmp", "w", newline="") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
 
 
 def write(out, runs, meta):

@@ -21,6 +21,8 @@ import time
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mococore.errors import UserError  # noqa: E402
+from mococore.files import lock_folder  # noqa: E402
 from mocodata import builtin, register, validate  # noqa: E402
 from transfer import BadInput, protocols, report, runner  # noqa: E402
 
@@ -60,7 +62,7 @@ def check_arch(path, arch, tasks):
 
 def write_weights(path, arch, sd, info, tasks, out_dir):
     """Each form the tasks read, converted once and written atomically: {form: path}."""
-    from converters.cli import atomic_write
+    from mococore.files import atomic_write
 
     forms = {"checkpoint": os.path.abspath(path)}
     for form in sorted({p.weights for p in tasks} - {"checkpoint"}):
@@ -406,15 +408,10 @@ def check_out(out, weights):
 
 def lock(out):
     """One suite per --out at a time (two would overwrite each other's runs and results)."""
-    import fcntl
-
-    os.makedirs(out, exist_ok=True)
-    f = open(os.path.join(out, ".lock"), "w")
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise BadInput(f"--out {out}: another suite is running there (it holds {out}/.lock)") from None
-    return f
+        return lock_folder(out, "suite")
+    except UserError as e:
+        raise BadInput(f"--out {out}: {e}") from None
 
 
 def prepare(args, arch):
@@ -438,8 +435,6 @@ def stop_on_sigterm():
 
 def main(argv=None):
     args = parse_args(argv)
-    from converters.sources import ConversionError
-
     if args.task.strip() == "list":
         print(report.protocol_table())
         return 0
@@ -456,7 +451,7 @@ def main(argv=None):
         check_launch(tasks, variant, args, overrides)
         held = lock(args.out)
         weights = write_weights(args.weights, arch, sd, info, tasks, os.path.join(args.out, "weights")) if sd else {}
-    except (BadInput, validate.DataError, ConversionError) as e:
+    except UserError as e:  # BadInput, a DataError, a ConversionError: the user's input, named
         print(f"error: {e}", file=sys.stderr)
         return 2
     jobs, configs = [], []
@@ -477,7 +472,7 @@ def main(argv=None):
     table = report.write(args.out, runs, {"weights": args.weights, "arch": arch, "data": root, "builtin": builtin_data,
                                           "num_gpus": args.num_gpus, "variant": variant, "recipe": args.recipe,
                                           **({"pos_embed": info["pos_embed"]} if "pos_embed" in info else {})})
-    held.close()
+    os.close(held)
     print(table)
     return 0 if all(r["status"] == "done" for r in runs) else 1
 

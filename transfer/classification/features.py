@@ -25,7 +25,7 @@ from PIL import Image
 
 from transfer.classification.backbone import extract
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+from mococore.norm import MEAN, STD  # noqa: E402
 
 
 @dataclass

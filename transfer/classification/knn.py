@@ -26,31 +26,27 @@ import torch
 import torch.nn.functional as F
 
 from transfer import perimage
+from mococore.images import IMAGE_EXTS, image_folder as list_image_folder
+from mococore.knn import vote as weighted_vote
 from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
 from transfer.classification import backbone, features
 
 TASK = "knn"
 KEYS = ("train_dir", "val_dir", "layer", "preprocess", "k", "temperature", "batch_size", "workers",
         "bank_chunk", "query_chunk")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def image_folder(root, what):
     """(paths, labels, classes) of <root>/<class>/<image>; BadInput names the folder at fault."""
     if not os.path.isdir(root):
         raise BadInput(f"{root}: missing {what} folder (expected {root}/<class>/<image>.jpg); check --data-root")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+    samples, classes, empty = list_image_folder(root)
     if not classes:
         raise BadInput(f"{root}: no class folders in the {what} folder (expected {root}/<class>/<image>.jpg)")
-    paths, labels = [], []
-    for i, c in enumerate(classes):
-        files = sorted(f for f in os.listdir(os.path.join(root, c)) if f.lower().endswith(IMAGE_EXTS))
-        if not files:
-            raise BadInput(f"{os.path.join(root, c)}: empty class folder (no {'/'.join(IMAGE_EXTS)} images); "
-                           "remove the folder or add its images, in train and val alike")
-        paths += [os.path.join(root, c, f) for f in files]
-        labels += [i] * len(files)
-    return paths, np.array(labels, np.int64), classes
+    if empty:
+        raise BadInput(f"{os.path.join(root, empty[0])}: empty class folder (no {'/'.join(IMAGE_EXTS)} images); "
+                       "remove the folder or add its images, in train and val alike")
+    return [p for p, _ in samples], np.array([i for _, i in samples], np.int64), classes
 
 
 def check_data(cfg, root):
@@ -88,9 +84,7 @@ def neighbours(bank, queries, kmax, bank_chunk=65536, query_chunk=1024, device="
 def ranked(sims, idx, train_labels, k, T, num_classes):
     """(score, class), each (Q, min(5, k, classes)), of the largest votes of the first k neighbours:
     sum_j exp(sim_j / T) * onehot(label_j)."""
-    neigh = train_labels[idx[:, :k]]  # (Q, k)
-    probs = torch.zeros(len(idx), num_classes, device=sims.device)
-    probs.scatter_add_(1, neigh, (sims[:, :k] / T).exp())
+    probs = weighted_vote(sims[:, :k], train_labels[idx[:, :k]], num_classes, T)
     return probs.topk(min(5, k, num_classes), dim=1)
 
 

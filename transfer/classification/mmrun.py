@@ -15,6 +15,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner, find_latest_checkpoint
 
 from converters import to_mmpretrain
+from mococore.images import image_folder as list_image_folder
 from mocodata import validate
 from transfer.classification import BadInput, refuse
 from transfer.runner import finish
@@ -25,7 +26,6 @@ from transfer import mmengine_run
 from transfer.mmengine_run import trust_own_checkpoints
 
 VIT_TYPES = ("VisionTransformer", "MoCoV3ViT")
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
 
 
 def parser(description):
@@ -55,8 +55,7 @@ def build_cfg(config, overrides=()):
 
 def classes_of(folder):
     """Sorted class folders that hold at least one image (mmpretrain's CustomDataset order)."""
-    found = sorted(d.name for d in os.scandir(folder) if d.is_dir())
-    empty = [c for c in found if not any(f.endswith(IMAGE_EXT) for f in os.listdir(os.path.join(folder, c)))]
+    _, found, empty = list_image_folder(folder)
     if empty:
         raise BadInput(f"--data-root: {folder} has class folders without images (e.g. {empty[:3]}); "
                        "remove them or add their images")
