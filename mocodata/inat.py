@@ -36,5 +36,6 @@ def write_meta(root):
         for path in paths.values():
             if os.path.exists(path + ".partial"):
                 os.remove(path + ".partial")
-        raise validate.DataError(meta, f"cannot write the image lists ({e.strerror}); make the folder writable") from None
+        raise validate.DataError(meta, f"cannot write the image lists ({e.strerror}); make the folder "
+                                       "writable") from None
     return {split: len(pairs) for split, pairs in splits.items()}

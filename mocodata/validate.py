@@ -337,8 +337,9 @@ def read_inat(json_path):
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(json_path, f"malformed JSON ({e})") from None
     except (KeyError, TypeError) as e:
-        raise DataError(json_path, f"not an iNaturalist 2018 file (no {e}; expected 'images', 'annotations' "
-                                   "and 'categories' with 'id' each)") from None
+        why = f"no {e} key" if isinstance(e, KeyError) else "another structure"
+        raise DataError(json_path, f"not an iNaturalist 2018 file ({why}; expected an object with lists 'images', "
+                                   "'annotations' and 'categories', each category with an 'id')") from None
     n = len(cat_ids)
     if cat_ids != list(range(n)):
         odd = [i for i in cat_ids if i not in range(n)][:3]
@@ -357,7 +358,7 @@ def read_inat(json_path):
         label[a["image_id"]] = cat
     pairs, seen = [], set()
     for im in images:
-        if not isinstance(im, dict) or not isinstance(im.get("id"), (int, str)) or not isinstance(im.get("file_name"), str):
+        if not (isinstance(im, dict) and isinstance(im.get("id"), (int, str)) and isinstance(im.get("file_name"), str)):
             raise DataError(json_path, f"image {str(im)[:200]} has no id or file_name")
         if im["id"] in seen:
             raise DataError(json_path, f"image {im}: id {im['id']} appears twice in 'images'; ids must be unique")
@@ -451,7 +452,8 @@ LAYOUTS = {
     "voc07-cls": "VOC2007/ (trainval, test)",
     "ade20k": "ADEChallengeData2016/{images,annotations}/{training,validation}/",
     "cityscapes": "cityscapes/leftImg8bit/{train,val}/<city>/, gtFine/ with *_labelTrainIds.png",
-    "inat18": "iNaturalist2018/{train,val}2018.json, train_val2018/, meta/{train,val}.txt (python -m mocodata inat18-meta)",
+    "inat18": "iNaturalist2018/{train,val}2018.json, train_val2018/, meta/{train,val}.txt "
+              "(python -m mocodata inat18-meta)",
 }
 
 

@@ -24,7 +24,7 @@ MMSELFSUP_INAT18 = dict(
     optimizer="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4, nesterov=True,  # optimizer
     images_per_update=8 * 32,  # samples_per_gpu=32, "total 32x8=256, 8GPU linear cls"
     bn_images=256,  # norm_cfg SyncBN
-    head_norm="BN2d affine=False momentum 0.1 (synchronised)",  # norm_cfg=dict(type='SyncBN', momentum=0.1, affine=False)
+    head_norm="BN2d affine=False momentum 0.1 (synchronised)",  # SyncBN, momentum=0.1, affine=False
     epochs=84, schedule="step x0.1 at [24, 48, 72]",  # runner max_epochs=84, lr_config step=[24, 48, 72]
     train_crop=224, color_jitter=None, lighting=None,  # RandomResizedCrop(size=224), RandomHorizontalFlip
     train_resize=None, train_center_crop=None, train_random_crop=None,
@@ -132,6 +132,8 @@ DEFECTS = [
     ("missing_json", lambda r: os.remove(r / validate.INAT18 / "val2018.json"), "val2018.json", "missing file", True),
     ("malformed_json", lambda r: (r / validate.INAT18 / "train2018.json").write_text('{"images": ['),
      "train2018.json", "malformed JSON", True),
+    ("json_not_an_object", lambda r: (r / validate.INAT18 / "val2018.json").write_text("[]"), "val2018.json",
+     "another structure", True),
     ("no_annotations_key", lambda r: edit_json(r, "train", lambda d: d.pop("annotations")),
      "train2018.json", "'annotations'", True),
     ("image_without_annotation", lambda r: edit_json(r, "val", lambda d: d["annotations"].pop(0)),
@@ -209,7 +211,8 @@ def test_suite_runs_the_task_on_the_builtin_data(tmp_path, demo_root):
     assert all(0 <= r["mean"] <= 100 and r["published"] is None for r in rows.values())
     run = next(r for r in res["runs"] if r["task"] == "linear-stages-inat18")
     assert run["config"] == "configs/mmpretrain/linear-stages_r50_inat18_quick.py"
-    assert run["fingerprint"]["recipe"] == "mhead_inat18" and "num_classes: 6 (protocol 8142)" in run["fingerprint"]["deviations"]
+    fp = run["fingerprint"]
+    assert fp["recipe"] == "mhead_inat18" and "num_classes: 6 (protocol 8142)" in fp["deviations"]
     assert "linear-stages-inat18" in (out / "results.md").read_text()
     assert torch.load(next(out.glob("linear-stages-inat18/seed0/epoch_*.pth")), map_location="cpu",
                       weights_only=False)["state_dict"]["head.fcs.0.weight"].shape[0] == 6
