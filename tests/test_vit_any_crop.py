@@ -149,3 +149,11 @@ def test_converter_cli_puts_pos_embed_on_the_grid_asked_for(tmp_path, capsys):
     assert "written for the 14x14 grid of 224 px" in report and "pretrain_img_size=224" in report
     obj = pickle.load(open(out, "rb"))
     assert obj["model"]["backbone.net.pos_embed"].shape == (1, 197, WIDTH) and "pos_embed" in obj["meta"]
+
+
+def test_the_report_says_the_weights_were_resized():
+    from transfer import report
+
+    note = "pos_embed: pretrained on a 4x4 grid (64 px); MoCo v3's fixed 2-D sin-cos, written for the 14x14 grid"
+    text = report.markdown([], [], {"weights": "v3.pth", "pos_embed": note})
+    assert note in text

@@ -86,6 +86,7 @@ def reference_cells(r, notes):
 def markdown(rows, runs, meta):
     lines = [f"# Transfer results ({'built-in data, quick schedules' if meta.get('builtin') else meta.get('data')})", "",
              f"weights: `{meta.get('weights') or 'random init'}`", "",
+             *([f"{meta['pos_embed']}.", ""] if meta.get("pos_embed") else []),
              *(["Quick schedules on the built-in synthetic data check that every step runs; a few dozen iterations "
                 "on a few dozen images say nothing about a checkpoint, and the published numbers beside them are "
                 "for orientation only. Use `--data` for numbers to compare.", ""]
