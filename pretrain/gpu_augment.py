@@ -25,7 +25,6 @@ pipeline: 2 * round(3 sigma) + 1 taps, reflected border), solarize, flip. Values
 uint8 levels after each op, as PIL and OpenCV do, and returned as uint8 so that augment.normalize
 applies on the device as for `fast`.
 """
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -84,25 +83,30 @@ def apply(batch, device):
     return x[:len(images)], x[len(images):]
 
 
-def views(loader, device):
+def views(loader, device, ahead=None):
     """(view_q, view_k) per batch of `loader`. A batch of the loader-made pipelines (fast,
     torchvision) passes as it is; a gpu batch (a dict, `GpuTwoCrops.collate`) is decoded and
-    augmented one batch ahead in a thread, on its own CUDA stream, so that its per-crop Python loop
-    and the decoder overlap the previous training step (which waits for its loss on the device)."""
+    augmented here. On CUDA (`ahead`) one batch ahead, in a thread on its own stream, so that the
+    per-crop Python loop and the decoder overlap the previous step (which waits for its loss on
+    the GPU); on a CPU in line, as a thread would only compete for the same cores."""
+    if not (device.type == "cuda" if ahead is None else ahead):
+        yield from (apply(b, device) if isinstance(b, dict) else b for b in loader)
+        return
     stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
     def make(batch):  # a thread's current device is cuda:0 whatever the main thread's: set it
-        with (torch.cuda.device(device) if stream else contextlib.nullcontext()), \
-                (torch.cuda.stream(stream) if stream else contextlib.nullcontext()):
-            q, k = apply(batch, device)
-            return q, k, stream.record_event() if stream else None
+        if stream is None:
+            return (*apply(batch, device), None)
+        with torch.cuda.device(device), torch.cuda.stream(stream):
+            return (*apply(batch, device), stream.record_event())
 
     def ready(future):
         q, k, event = future.result()  # re-raises the thread's error (a DataError naming the file)
         if event is not None:  # the step's stream waits for the views and keeps their memory
-            torch.cuda.current_stream(device).wait_event(event)
-            q.record_stream(torch.cuda.current_stream(device))
-            k.record_stream(torch.cuda.current_stream(device))
+            current = torch.cuda.current_stream(device)
+            current.wait_event(event)
+            q.record_stream(current)
+            k.record_stream(current)
         return q, k
 
     with ThreadPoolExecutor(1) as pool:
@@ -111,10 +115,10 @@ def views(loader, device):
             if not isinstance(batch, dict):
                 yield batch
                 continue
-            ahead = pool.submit(make, batch)
+            following = pool.submit(make, batch)
             if pending is not None:
                 yield ready(pending)
-            pending = ahead
+            pending = following
         if pending is not None:
             yield ready(pending)
 

@@ -221,11 +221,21 @@ def test_blur_with_sigma_zero_is_the_identity(image):
     assert torch.equal(out[0], x[0]) and torch.equal(out[1:], G.gaussian_blur(x[1:], torch.tensor([1.3])))
 
 
-def test_views_made_ahead_equal_apply_and_loader_views_pass(demo_paths):
+@pytest.mark.parametrize("ahead", [False, True])
+def test_views_equal_apply_in_line_or_ahead_in_a_thread(demo_paths, tmp_path, ahead):
+    """The thread path is CUDA's; here on CPU tensors: the same views, in order, and a worker
+    error raised in the training loop, naming the file."""
     t = G.GpuTwoCrops("mocov3", 32, 0.08)
     batches = [t.collate([t(p, np.random.default_rng([1, 0, i])) for i, p in enumerate(demo_paths[j:j + 4])])
                for j in (0, 4, 8)]
-    made = list(G.views(batches, CPU))
+    made = list(G.views(batches, CPU, ahead))
     assert len(made) == 3 and all(torch.equal(a, b) for m, b3 in zip(made, batches) for a, b in zip(m, t.apply(b3, CPU)))
     plain = [(torch.zeros(1), torch.ones(1))]
-    assert list(G.views(plain, CPU)) == plain
+    assert list(G.views(plain, CPU, ahead)) == plain
+    bad = tmp_path / "bad.jpg"
+    raw = bytearray(open(demo_paths[0], "rb").read())
+    raw[len(raw) // 2:len(raw) // 2 + 2] = b"\xff\xc0"
+    bad.write_bytes(bytes(raw))
+    batches[2] = t.collate([t(str(bad), np.random.default_rng(0))])
+    with pytest.raises(DataError, match="bad.jpg"):
+        list(G.views(batches, CPU, ahead))
