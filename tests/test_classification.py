@@ -149,7 +149,8 @@ def test_svm_runners_share_the_feature_cache(demo_root, tmp_path, capsys):
     metrics = json.load(open(tmp_path / "low" / "final_metrics.json"))["svm_lowshot"]
     assert set(metrics) == {"mAP_gap_k2"}
     # per-image files: test scores per class (low-shot: per sample) that give the runs' own mAP back
-    for run, name, value in (("full", "svm/mAP_gap", full_map), ("low", "svm_lowshot/mAP_gap_k2", metrics["mAP_gap_k2"])):
+    for run, name, value in (("full", "svm/mAP_gap", full_map),
+                             ("low", "svm_lowshot/mAP_gap_k2", metrics["mAP_gap_k2"])):
         data = perimage.read(str(tmp_path / run))
         assert data["labels"].shape == (20, 20) and len(data["ids"]) == 20 and data[name].shape[-2:] == (20, 20)
         assert perimage.metric(name, data, np.ones((1, 20)))[0] == pytest.approx(value, abs=1e-3)

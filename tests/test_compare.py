@@ -22,7 +22,8 @@ def write_output(root, task, runs, meta=None, facts=None):
         run_dir = os.path.join(root, task, f"seed{seed}")
         os.makedirs(run_dir)
         recipe = (facts or {}).get("recipe", "mocov2_r50")
-        fp = {**(protocols.TASKS[task].facts or protocols.RECIPES[recipe]), "recipe": recipe, "seed": seed, **(facts or {})}
+        fp = {**(protocols.TASKS[task].facts or protocols.RECIPES[recipe]), "recipe": recipe, "seed": seed,
+              **(facts or {})}
         if data is not None:
             perimage.write(run_dir, data["ids"], data.get("labels"), {k: v for k, v in data.items()
                                                                      if k not in ("ids", "labels")})
@@ -36,8 +37,8 @@ def write_output(root, task, runs, meta=None, facts=None):
 def top1_run(labels, right, metric="knn/top1_k20", ids=None):
     """(metrics, per-image) of a run that gets the images where `right` is True right."""
     pred = np.where(right, labels, (labels + 1) % 10)
-    return {metric: 100.0 * right.mean()}, {"ids": ids if ids is not None else [f"c/{i}.jpg" for i in range(len(labels))],
-                                            "labels": labels, metric: pred}
+    ids = ids if ids is not None else [f"c/{i}.jpg" for i in range(len(labels))]
+    return {metric: 100.0 * right.mean()}, {"ids": ids, "labels": labels, metric: pred}
 
 
 def knn_output(root, rights, **kw):
@@ -93,10 +94,14 @@ def test_several_seeds_resample_seeds_and_images(tmp_path):
     better = knn_output(tmp_path / "better", [u < t for t in (0.70, 0.72, 0.68)])
     r = row(run_compare(tmp_path, base, better), "knn/top1_k20")
     assert "seeds 3 resampled vs 3 resampled" in r["test"] and r["verdict"] == "better higher"
-    # the seeds' spread widens the interval beyond the images' alone
-    one = row(run_compare(tmp_path, knn_output(tmp_path / "b1", [u < 0.5]), knn_output(tmp_path / "c1", [u < 0.7])),
-              "knn/top1_k20")
-    assert np.diff(r["interval"])[0] > 0 and r["n"] == 3 and one["n"] == 1
+    # seeds that differ widen the interval beyond the images' alone (three equal seeds)
+    varied = row(run_compare(tmp_path, knn_output(tmp_path / "var", [u < t for t in (0.3, 0.5, 0.7)]), better),
+                 "knn/top1_k20")
+    same = row(run_compare(tmp_path, knn_output(tmp_path / "same", [u < 0.5] * 3), better), "knn/top1_k20")
+    assert np.diff(varied["base_interval"])[0] > 2 * np.diff(same["base_interval"])[0] > 0
+    # three equal seeds give exactly one seed's interval: the same images are not counted three times
+    one = row(run_compare(tmp_path, knn_output(tmp_path / "one", [u < 0.5]), better), "knn/top1_k20")
+    assert same["base_interval"] == one["base_interval"]
 
 
 def test_zero_spread_from_two_seeds_is_not_enough_evidence(tmp_path):
@@ -155,7 +160,8 @@ def test_only_k20_of_knn_is_tested(tmp_path):
         (m20, d), (m10, d10) = top1_run(labels, u < t), top1_run(labels, u < t, "knn/top1_k10")
         return {**m20, **m10}, {**d, "knn/top1_k10": d10["knn/top1_k10"]}
 
-    rows = run_compare(tmp_path, write_output(tmp_path / "a", "knn", [run(0.5)]), write_output(tmp_path / "b", "knn", [run(0.7)]))
+    rows = run_compare(tmp_path, write_output(tmp_path / "a", "knn", [run(0.5)]),
+                       write_output(tmp_path / "b", "knn", [run(0.7)]))
     assert row(rows, "knn/top1_k20")["p"] is not None
     assert row(rows, "knn/top1_k10").get("p") is None and "not tested" in row(rows, "knn/top1_k10")["verdict"]
 
@@ -180,7 +186,8 @@ def test_map_and_miou_by_paired_bootstrap(tmp_path):
         union = rng.integers(50, 100, (n, 2, c))
         union[:, 0] = (union[:, 1] * hit).astype(int)
         inter, uni = union[:, 0].sum(0), union[:, 1].sum(0)
-        return {"sem_seg/mIoU": round(100 * float(np.mean(inter / uni)), 2)}, {"ids": [f"{i}" for i in range(n)], "sem_seg/mIoU": union}
+        metrics = {"sem_seg/mIoU": round(100 * float(np.mean(inter / uni)), 2)}
+        return metrics, {"ids": [f"{i}" for i in range(n)], "sem_seg/mIoU": union}
 
     s = seg(0.5)
     rows = run_compare(tmp_path, write_output(tmp_path / "s1", "seg", [s]), write_output(tmp_path / "s2", "seg", [s]))
@@ -195,7 +202,8 @@ def test_weighted_ap_equals_voc07_ap_on_an_explicit_resample():
         idx = rng.integers(0, 300, 300)
         W = np.bincount(idx, minlength=300)[None].astype(float)
         keep = target[idx] != -1
-        assert perimage.weighted_ap(target, scores, W)[0] == pytest.approx(voc07_ap(target[idx][keep], scores[idx][keep]))
+        want = voc07_ap(target[idx][keep], scores[idx][keep])
+        assert perimage.weighted_ap(target, scores, W)[0] == pytest.approx(want)
 
 
 def test_bad_input_is_refused(tmp_path, capsys):

@@ -47,7 +47,8 @@ from transfer import BadInput, perimage, protocols, report  # noqa: E402
 
 ALPHA = 0.05
 PRIMARY = {"knn": "knn/top1_k20"}  # the one metric of a task tested where its metrics share one computation
-CHOICES = ("lr", "C", "log10_C", "holdout_top1")  # what a derived protocol chose on its holdout (sweep/lr, logreg/C): not results
+# what a derived protocol chose on its holdout (sweep/lr, logreg/log10_C): settings, not results
+CHOICES = ("lr", "C", "log10_C", "holdout_top1")
 
 
 def untested(task, metric):
@@ -167,7 +168,8 @@ def seed_interval(vals):
 
     if len(vals) < 2 or spread(vals) == 0:
         return None
-    return tuple(stats.t.interval(0.95, len(vals) - 1, loc=statistics.mean(vals), scale=spread(vals) / math.sqrt(len(vals))))
+    sem = spread(vals) / math.sqrt(len(vals))
+    return tuple(stats.t.interval(0.95, len(vals) - 1, loc=statistics.mean(vals), scale=sem))
 
 
 def bootstrap(metric, sides, resamples, seed, chunk=200):
@@ -231,7 +233,8 @@ def test_metric(task, metric, base_runs, other_runs, resamples, seed):
         row[f"{pre}sd"] = spread(v) if v else None
         row[f"{pre}interval"], row[f"{pre}interval_from"] = seed_interval(v), "seeds" if seed_interval(v) else None
     if not vals[0] or not vals[1]:
-        return dict(row, test=None, reason=f"no number for {metric} on the {'baseline' if not vals[0] else 'checkpoint'} side")
+        side = "baseline" if not vals[0] else "checkpoint"
+        return dict(row, test=None, reason=f"no number for {metric} on the {side} side")
     row["difference"] = row["mean"] - row["base_mean"]
     why_not = untested(task, metric)
     data = [[per_image(r) for r in runs] for runs in (base_runs, other_runs)]
@@ -243,7 +246,7 @@ def test_metric(task, metric, base_runs, other_runs, resamples, seed):
         stat_b, stat_o = bootstrap(metric, data, resamples, seed)
         d = stat_o - stat_b
         n_img = len(data[0][0]["ids"])
-        fixed = " (seeds " + " vs ".join(f"{len(s)} {'resampled' if len(s) >= 3 else 'fixed'}" for s in data[::-1]) + ")"
+        fixed = " vs ".join(f"{len(s)} {'resampled' if len(s) >= 3 else 'fixed'}" for s in data[::-1])
         row.update(base_interval=percentile(stat_b), base_interval_from="images", interval=percentile(stat_o),
                    interval_from="images", difference_interval=percentile(d), seconds=time.time() - t0)
         if why_not:
@@ -251,7 +254,7 @@ def test_metric(task, metric, base_runs, other_runs, resamples, seed):
         if perimage.kind(metric) == "top1" and len(data[0]) == len(data[1]) == 1:
             p, b, c = mcnemar(metric, data[0][0], data[1][0])
             return dict(row, test=f"McNemar exact, {n_img} images ({b} vs {c} discordant), 1 seed each", p=p)
-        return dict(row, test=f"paired bootstrap, {n_img} images x {resamples}{fixed}", p=bootstrap_p(d))
+        return dict(row, test=f"paired bootstrap, {n_img} images x {resamples} (seeds {fixed})", p=bootstrap_p(d))
     if why_not:
         return dict(row, test=None, reason=why_not)
     return dict(row, **welch(*vals, metric))
@@ -320,7 +323,8 @@ def compare(paths, baseline, resamples=2000, seed=0):
             for o in others:
                 if task in o["runs"]:
                     row = test_metric(task, metric, base["runs"][task], o["runs"][task], resamples, seed)
-                    rows.append({"task": task, "metric": metric, "baseline": base["name"], "checkpoint": o["name"], **row})
+                    rows.append({"task": task, "metric": metric, "baseline": base["name"], "checkpoint": o["name"],
+                                 **row})
                     add_published(rows[-1], o["meta"])
     tested = [r for r in rows if r.get("p") is not None]
     for r, adj in zip(tested, holm([r["p"] for r in tested])):
@@ -362,7 +366,8 @@ def add_published(row, meta):
 def markdown(rows, outputs, notes, args, seconds):
     base = next(r["baseline"] for r in rows)
     lines = [f"# Comparison against {base}", "",
-             *[f"- {o['name']}: `{o['path']}`, weights `{o['meta'].get('weights') or 'random init'}`" for o in outputs], "",
+             *[f"- {o['name']}: `{o['path']}`, weights `{o['meta'].get('weights') or 'random init'}`"
+               for o in outputs], "",
              "| task | metric | baseline | checkpoint | value | difference [95% interval] | test | p (Holm) | verdict "
              "| published (MoCo) | published baselines |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -373,7 +378,8 @@ def markdown(rows, outputs, notes, args, seconds):
                 + (f" [{r['difference_interval'][0]:+.2f}, {r['difference_interval'][1]:+.2f}]"
                    if r.get("difference_interval") else ""))
         p = f"{r['p']:.3g} ({r['p_holm']:.3g})" if r.get("p") is not None else ""
-        lines.append(f"| {r['task']} | {r['metric']} | {cell(r['base_mean'], r['base_sd'], r['n_base'], r['base_interval'])} "
+        base_cell = cell(r["base_mean"], r["base_sd"], r["n_base"], r["base_interval"])
+        lines.append(f"| {r['task']} | {r['metric']} | {base_cell} "
                      f"| {r['checkpoint']} | {cell(r['mean'], r['sd'], r['n'], r['interval'])} | {diff} "
                      f"| {r.get('test') or ''} | {p} | {r['verdict']} | {pub} | {baselines} |")
     m = sum(r.get("p") is not None for r in rows)
@@ -452,7 +458,8 @@ def plot(path, rows, outputs):
                 ax.errorbar(xs, ys, yerr=np.array(err).T, fmt="o", capsize=3, label=name)
         for i, metric in enumerate(metrics):
             r = next(r for r in rows if r["task"] == task and r["metric"] == metric)
-            refs = [("MoCo", r["published"])] * (r["published"] is not None) + [(b["init"], b["value"]) for b in r["baselines"]]
+            refs = [("MoCo", r["published"])] * (r["published"] is not None)
+            refs += [(b["init"], b["value"]) for b in r["baselines"]]
             for init, value in refs:
                 style = REF_STYLES.get(init, ("tab:gray", "dashed"))
                 shown = any(c.get_label() == f"published: {init}" for c in ax.collections)
@@ -470,10 +477,12 @@ def plot(path, rows, outputs):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("outputs", nargs="+", help="run_suite output folders (--out of each)")
     p.add_argument("--baseline", default=None, help="the output the others are compared with (default: the first)")
-    p.add_argument("--out", default=os.path.join(REPO, "output", "compare"), help="folder for comparison.{md,csv,json,png}")
+    p.add_argument("--out", default=os.path.join(REPO, "output", "compare"),
+                   help="folder for comparison.{md,csv,json,png}")
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of the evaluation images")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws")
     return p.parse_args(argv)

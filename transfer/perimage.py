@@ -102,7 +102,8 @@ def nanmean(x):
 
 def mean_ap(labels, scores, W):
     """(B,) 100 x mean over classes of weighted_ap; classes with NaN scores (skipped by the run) left out."""
-    aps = [weighted_ap(labels[:, c], scores[:, c], W) for c in range(labels.shape[1]) if not np.isnan(scores[:, c]).any()]
+    classes = [c for c in range(labels.shape[1]) if not np.isnan(scores[:, c]).any()]
+    aps = [weighted_ap(labels[:, c], scores[:, c], W) for c in classes]
     return 100.0 * nanmean(np.stack(aps, 1))
 
 
