@@ -256,7 +256,8 @@ def common_facts(cfg, world_size, seed, weights):
                 test_crop=pipeline_step(test, "CenterCrop").get("crop_size"), num_classes=cfg.model.head.num_classes,
                 gpus=world_size, seed=seed, weights=weights or "random init",
                 versions=dict(fingerprint.versions(), mmpretrain=__import__("mmpretrain").__version__),
-                **({"pos_embed": cfg.weights_pos_embed} if cfg.get("weights_pos_embed") else {}))
+                **({"pos_embed": cfg.weights_pos_embed} if cfg.get("weights_pos_embed") else {}),
+                **({"lr_scaling": cfg.lr_scaling} if cfg.get("lr_scaling") else {}))  # a quick config's lr rule
 
 
 def nest(metrics):
