@@ -38,6 +38,7 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 load_from = None
 log_level = 'INFO'
+lr_scaling = 'linear: 30 x 8 / 256 (the recipe lr is for 256 images per update)'
 model = dict(
     backbone=dict(
         depth=50,
@@ -73,7 +74,7 @@ model = dict(
     neck=dict(type='GlobalAveragePooling'),
     type='ImageClassifier')
 optim_wrapper = dict(
-    optimizer=dict(lr=30.0, momentum=0.9, type='SGD', weight_decay=0.0),
+    optimizer=dict(lr=0.9375, momentum=0.9, type='SGD', weight_decay=0.0),
     paramwise_cfg=dict(
         custom_keys=dict({
             'head.fcs.0.': dict(lr_mult=0.1),
