@@ -10,6 +10,7 @@ import pytest
 import torch
 import torchvision
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from converters import to_mmpretrain
 from tests.badinput import refuses
@@ -67,12 +68,19 @@ def test_recipe_equals_official(name, variant):
     assert fingerprint.deviations(task, facts) == []  # against its recipe's facts in the protocol table
 
 
-def test_stage_maps_and_grids_at_224():
-    """CLASSIFICATION.md section 2: the five maps of a 224 input and the grids the pools give them."""
+def build(cfg):
+    """An mmpretrain module, whatever scope an earlier test's runner left current (mmseg's, say)."""
     from mmpretrain.registry import MODELS
 
+    with DefaultScope.overwrite_default_scope("mmpretrain"):
+        return MODELS.build(cfg)
+
+
+def test_stage_maps_and_grids_at_224():
+    """The five maps of a 224 input and the grids the pools give them (mmselfsup 0.x
+    configs/benchmarks/classification/imagenet/resnet50_mhead_linear-8xb32-steplr-90e_in1k.py)."""
     model = Config.fromfile(config_path("mmpretrain", "linear-stages_r50.py")).model
-    backbone, neck = MODELS.build(model.backbone), MODELS.build(model.neck)
+    backbone, neck = build(model.backbone), build(model.neck)
     backbone.eval()
     with torch.no_grad():
         maps = backbone(torch.randn(1, 3, 224, 224))
@@ -96,12 +104,10 @@ def timm_vit(depth=2, width=64, heads=4, img=32, patch=8):
 
 @pytest.mark.parametrize("backbone_type", ["VisionTransformer", "MoCoV3ViT"])
 def test_converted_vit_loads_with_equal_features(backbone_type):
-    from mmpretrain.registry import MODELS
-
     src = timm_vit()
     sd = to_mmpretrain.convert("vit", src.state_dict(), "timm")
-    build = dict(type=backbone_type, img_size=32, patch_size=8, out_type="cls_token", final_norm=True)
-    model = MODELS.build(dict(build, arch=to_mmpretrain.vit_arch(sd, 4)))
+    kind = dict(type=backbone_type, img_size=32, patch_size=8, out_type="cls_token", final_norm=True)
+    model = build(dict(kind, arch=to_mmpretrain.vit_arch(sd, 4)))
     model.load_state_dict(sd, strict=True)
     model.eval()  # mmpretrain's train() returns None: no chaining
     assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
@@ -110,7 +116,7 @@ def test_converted_vit_loads_with_equal_features(backbone_type):
         ours, ref = model(x)[0], src.forward_features(x)[:, 0]  # class token after the final LayerNorm
         torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
         # the head count changes no tensor: another loads strictly, and gives other features
-        other = MODELS.build(dict(build, arch=to_mmpretrain.vit_arch(sd, 2)))
+        other = build(dict(kind, arch=to_mmpretrain.vit_arch(sd, 2)))
         other.load_state_dict(sd, strict=True)
         other.eval()
         assert not torch.allclose(other(x)[0], ref, atol=1e-3)
