@@ -11,8 +11,8 @@ exactly those of `--aug fast`); the device does the pixel work, batched:
     batch = t.collate([item, ...])              # DataLoader collate_fn: dict(paths, data, params, crop)
     view_q, view_k = t.apply(batch, device)     # on `device`: uint8 (N, 3, crop, crop) each
                                                 # (the same as gpu_augment.apply(batch, device))
-    for view_q, view_k in views(loader, device): ...   # what engine.train_one_epoch iterates:
-                                                # the next batch made in a thread while this one trains
+    for view_q, view_k in views(loader, device): ...   # what engine.train_one_epoch iterates: on
+                                                # CUDA the next batch made in a thread while this one trains
 
 `apply` decodes the JPEGs with `torchvision.io.decode_jpeg(list, device=device)` (nvJPEG on
 CUDA, libjpeg-turbo on CPU); other formats (PNG) decode on the CPU (`decode_image`) and are
@@ -21,7 +21,7 @@ moved. Then per view, in the reference's order (moco `main_moco.py` aug+, moco-v
 `interpolate` call per crop, as the images differ in size), colour jitter (brightness, contrast,
 saturation, hue as torchvision's functional ops define them, each image's own order and factors),
 grayscale, Gaussian blur (per-image sigma, OpenCV's kernel size for uint8 images as in the fast
-pipeline: 2 * round(3 sigma) + 1 taps, reflected border), solarize, flip. Values are rounded to
+pipeline: round(6 sigma + 1) | 1 taps, reflected border), solarize, flip. Values are rounded to
 uint8 levels after each op, as PIL and OpenCV do, and returned as uint8 so that augment.normalize
 applies on the device as for `fast`.
 """
