@@ -86,6 +86,6 @@ def test_a_locked_out_stops_every_rank_at_once(tmp_path, demo_root):
             p.kill()
         os.close(fd)
     for (stdout, stderr), p in zip(results, nodes):
-        assert "another pretraining run is using this --out" in stderr, stderr[-2000:]
+        assert "another pretraining run is using this folder" in stderr, stderr[-2000:]
         assert "exitcode  : 2" in stderr  # torchrun's summary of its worker's exit
     assert not (out / "checkpoint.pth").exists()
