@@ -2,7 +2,7 @@
 
     arch, state_dict, report = read_backbone(path, source="auto")
 
-Layouts (PROTOCOLS.md section 1): ours and official MoCo v1/v2 (`module.encoder_q.*`), official
+Layouts (the key names of each repository's checkpoints): ours and official MoCo v1/v2 (`module.encoder_q.*`), official
 MoCo v3 ResNet and ViT (`module.base_encoder.*`), mmselfsup/mmpretrain full models and extracted
 backbones (`backbone.*` or bare), torchvision ResNet-50 and timm ViT state dicts (any ViT size: the
 report names it, vit_small / vit_base / vit_large, and the head count where the source records

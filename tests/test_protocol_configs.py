@@ -1,4 +1,4 @@
-"""The effective configs equal the published protocols (PROTOCOLS.md section 3), key by key."""
+"""The effective configs equal the published protocols (moco detection/configs, mmselfsup benchmark configs), key by key."""
 import pytest
 from mmengine.config import Config
 

@@ -268,3 +268,22 @@ def test_task_groups_follow_the_backbone_cheap_tiers_first(monkeypatch):
     assert not {"linear-sweep", "logreg"} & {p.name for p in protocols.select("all")}
     with pytest.raises(KeyError, match="nosuch"):
         protocols.select("all,nosuch")
+
+
+def test_a_protocol_names_a_known_framework_and_weights_form():
+    row = dict(name="x", runner="m", configs={}, data="seg", metrics=())
+    with pytest.raises(ValueError, match="framework 'mmsegg'"):
+        protocols.Protocol(framework="mmsegg", weights="mmseg", **row)
+    with pytest.raises(ValueError, match="weights 'pkl'"):
+        protocols.Protocol(framework="mmseg", weights="pkl", **row)
+
+
+def test_the_segmentation_runner_refuses_a_misspelt_override(tmp_path, demo_root, capsys):
+    from tests.badinput import refuses
+    from transfer.runner import entry
+    from transfer.segmentation import train
+
+    argv = ["--config", os.path.join(REPO, "configs", "mmseg", "fcn_r50-d8_quick_voc12aug.py"), "--data-root", demo_root,
+            "--work-dir", str(tmp_path / "run"), "--cfg-options", "optim_wrapper.optimizer.lrr=1"]
+    refuses(lambda a: entry(train.main, a), argv, "optim_wrapper.optimizer.lrr", capsys, watch=[str(tmp_path)])
+    assert not (tmp_path / "run").exists()

@@ -16,7 +16,7 @@ VARIANTS = ("full", "lowgpu", "quick")  # the published protocol, fewer GPUs (sa
 
 # The classification recipes follow the checkpoint's pretraining method: their facts are per recipe
 # (a config names its recipe; the fingerprint compares a run with it).
-# The official recipes, from the sources named (CLASSIFICATION.md sections 1 and 2).
+# The official recipes, from the repository and file named above each.
 LINEAR = dict(trained="head", backbone_eval=True, head_init_std=0.01, optimizer="SGD", momentum=0.9,
               nesterov=False, weight_decay=0.0, train_crop=224, test_resize=256, test_crop=224, num_classes=1000)
 RECIPES = {
@@ -75,14 +75,19 @@ class Ref:
         return f"{self.source}; {self.setup}" if self.setup else self.source
 
 
+# how run_suite launches a runner, and the weights forms run_suite converts a checkpoint to
+FRAMEWORKS = ("detectron2", "detectron2-lazy", "mmseg", "mmpretrain", "torch", "sklearn")
+WEIGHTS = ("detectron2", "mmseg", "mmpretrain", "checkpoint")
+
+
 @dataclass(frozen=True)
 class Protocol:
     name: str  # the suite's --task name
-    framework: str  # detectron2 | mmseg: how run_suite launches the runner
+    framework: str  # one of FRAMEWORKS: how run_suite launches the runner
     runner: str  # module run with `python -m`
     configs: dict  # variant -> path under configs/ (no 'lowgpu' where nothing depends on the batch)
     data: str  # the data check that covers it (mocodata.validate.check_task)
-    weights: str  # the form the runner reads: detectron2 (.pkl) | mmseg (.pth)
+    weights: str  # one of WEIGHTS: the form the runner reads (detectron2 .pkl, mmseg/mmpretrain .pth, or as given)
     metrics: tuple  # report rows, as report.flat_metrics names the framework's results
     published: dict = field(default_factory=dict)  # metric -> Ref, or -> {recipe or arch: Ref}
     baselines: dict = field(default_factory=dict)  # metric -> (Ref, ...): random init, supervised, ... (ResNet-50)
@@ -103,6 +108,12 @@ class Protocol:
             return "; ".join(f"{r}: {RECIPES[r]['epochs']} epochs x {RECIPES[r]['images_per_update']} images per update"
                              for r in self.recipes)
         return "no training: features of every image once"
+
+    def __post_init__(self):
+        if self.framework not in FRAMEWORKS:
+            raise ValueError(f"task {self.name}: framework {self.framework!r} is not one of {', '.join(FRAMEWORKS)}")
+        if self.weights not in WEIGHTS:
+            raise ValueError(f"task {self.name}: weights {self.weights!r} is not one of {', '.join(WEIGHTS)}")
 
     def refs(self, recipe=None, arch=None):
         """metric -> Ref for a checkpoint: some published numbers depend on its recipe or ViT size."""

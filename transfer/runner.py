@@ -5,15 +5,27 @@
 
 - `build_cfg(config, overrides=())`: the one way the runner builds its config; run_suite calls it
   before any launch, with the same overrides the runner will get (BadInput names a key it lacks).
+- `entry(main, argv)`: the one entry point; any user error (mococore.errors.UserError) is exit 2 with its
+  one paragraph, never a traceback.
 - `finish(run_dir, metrics[, task, facts])`: RUN/fingerprint.json and RUN/final_metrics.json, written
   atomically; final_metrics.json last, since the suite reads it as "this run finished".
 """
 import os
 
+from mococore.errors import UserError, refuse
 from mococore.files import atomic_json, read_json
 from transfer import fingerprint
 
 FINAL, FINGERPRINT = "final_metrics.json", "fingerprint.json"
+
+
+def entry(main, argv=None):
+    """Runs main(argv); a user error is refused (exit 2, its paragraph on stderr)."""
+    try:
+        main(argv)
+    except UserError as e:
+        return refuse(str(e))
+    return 0
 
 
 def finish(run_dir, metrics, task=None, facts=None):

@@ -1,4 +1,4 @@
-"""Frozen-feature classification evaluators (CLASSIFICATION.md sections 2-4), and the plumbing their
+"""Frozen-feature classification evaluators (kNN, VOC07 SVMs, the linear probes), and the plumbing their
 runners share: the command line, the YAML config, the bad-input refusal and the results files.
 
     backbone.py   load_backbone(path_or_None, arch) -> eval-mode model; extract(model, x, layers)

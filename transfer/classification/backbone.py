@@ -5,7 +5,7 @@ eval-mode torchvision ResNet-50 or timm ViT, and its features at the reference's
     model = load_backbone(None, arch="resnet50")      # random init (seed torch first)
     feats = extract(model, images, ("feat5", "gap"))  # {layer: (N, D) float32 tensor}
 
-Layers (CLASSIFICATION.md section 2, mmselfsup multi_pooling 'specified'; the same blobs as the
+Layers (mmselfsup 0.x mmselfsup/models/utils/multi_pooling.py, 'specified'; the same blobs as the
 fssb VOC07 configs). ResNet-50 at a 224 input:
     feat1  conv1+BN+ReLU, BEFORE the max pool, 64x112x112 -> AvgPool2d(10, 10, 4) -> 12x12 -> 9216
     feat2  res2 256x56x56  -> AvgPool2d(16, 8, 0) -> 6x6 -> 9216

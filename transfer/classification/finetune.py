@@ -1,5 +1,5 @@
 """End-to-end fine-tuning of a MoCo v3 ViT-S/B/L on ImageNet, DeiT's recipe as MoCo v3 used it, through
-mmpretrain and MMEngine's Runner (CLASSIFICATION.md section 5).
+mmpretrain and MMEngine's Runner (facebookresearch/deit main.py; Chen et al. 2021, arXiv:2104.02057, appendix).
 
     python -m transfer.classification.finetune --config configs/mmpretrain/finetune_vit_base.py \
         --data-root /data --work-dir out/ft --weights vit_mmpretrain.pth [--launcher pytorch]

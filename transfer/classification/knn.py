@@ -1,5 +1,5 @@
 """Weighted kNN on frozen features, as dino eval_knn.py `knn_classifier` = mmselfsup knn_eval
-(CLASSIFICATION.md section 3): L2-normalised features, cosine similarity, the top-k train images
+(facebookresearch/dino eval_knn.py; Wu et al. 2018, arXiv:1805.01978): L2-normalised features, cosine similarity, the top-k train images
 vote with weight exp(sim / T), T = 0.07, summed one-hot over the classes of the data (dino and
 mmselfsup default to 1000), top-1 and top-5, one row per k (`knn/top1_k20`, `knn/top5_k20`).
 

@@ -1,4 +1,5 @@
-"""The Feature1-Feature5 linear heads of mmselfsup 0.x (CLASSIFICATION.md section 2) as modules in
+"""The Feature1-Feature5 linear heads of mmselfsup 0.x (mmselfsup 0.x
+mmselfsup/models/utils/multi_pooling.py and heads/multi_cls_head.py) as modules in
 mmpretrain's own registries, so that a config builds them like any mmpretrain model:
 
     ResNetStages     mmpretrain's ResNet that also returns the stem (conv1+BN+ReLU, before the max pool)

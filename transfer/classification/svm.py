@@ -1,5 +1,5 @@
 """VOC07 linear SVMs on frozen features, full and low-shot, as the fssb / mmselfsup svm_voc07 tools
-(CLASSIFICATION.md section 4).
+(facebookresearch/fair_self_supervision_benchmark tools/svm/; mmselfsup 0.x tools/benchmarks/classification/svm_voc07).
 
     python -m transfer.classification.svm --config configs/classification/svm_voc07.yaml \
         --data-root ROOT --work-dir RUN [--weights CKPT]

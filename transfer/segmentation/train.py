@@ -8,6 +8,7 @@ that did not load stops the run instead of training from random init (mmselfsup#
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from transfer import fingerprint, loadcheck, perimage
-from transfer.runner import finish
+from transfer.runner import entry, finish
 from transfer.mmengine_run import build_cfg, trust_own_checkpoints
 
 
@@ -128,4 +129,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(entry(main))
