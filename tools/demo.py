@@ -23,8 +23,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHEAP, DENSE = ("knn", "linear"), ("voc", "seg", "coco")  # DENSE: slowest last, dropped first
 # Seconds of each step on an idle 2-core machine (estimates for the plan and the ETA; the ETA then
 # follows the measured pace): pretraining per epoch, a cheap task per seed, a dense task per run.
-# Measured by `make demo` on 2026-12-02 (knn 6 s, linear 24 s, voc 96 s, seg 48 s, 6 epochs 59 s); overhead:
-# the processes' start-up, the report and the plot, and a margin: a plan estimated at 587 s took 600 s.
+# Each is a `make demo` measurement (README, "Two commands", gives them); overhead: the processes'
+# start-up, the report and the plot, and a margin (a plan estimated at 587 s took 600 s).
 COST = {"data": 15, "epoch": 10, "convert": 10, "knn": 8, "linear": 25, "voc": 100, "seg": 50, "coco": 70,
         "overhead": 35}
 PACE_AFTER = 60  # estimated seconds done before the measured pace replaces the estimates in the ETA
