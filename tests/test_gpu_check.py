@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 import torchvision
 
@@ -26,6 +27,23 @@ def test_flops_are_counted_two_per_multiply_add_as_torchvision_publishes():
 def test_unknown_part_is_refused(tmp_path, capsys):
     assert gpu_check.main(["--dry", "--out", str(tmp_path), "--parts", "steps,warp"]) == 2
     assert "--parts" in capsys.readouterr().err and not os.listdir(tmp_path)
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "f").write_text("keep")
+    assert gpu_check.main(["--dry", "--out", str(tmp_path / "f"), "--parts", "peak"]) == 2
+    assert "--out" in capsys.readouterr().err and (tmp_path / "f").read_text() == "keep"
+
+
+def test_a_known_part_on_a_folder_is_accepted(tmp_path):  # the acceptance beside the two refusals
+    assert gpu_check.main(["--dry", "--out", str(tmp_path / "new"), "--parts", "peak"]) == 0
+    assert json.loads((tmp_path / "new" / "gpu_check.json").read_text())["parts"]["peak"]["bf16_flops_measured"] > 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU this would run the whole check")
+def test_without_a_gpu_the_full_check_is_refused(tmp_path, capsys):
+    assert gpu_check.main(["--out", str(tmp_path)]) == 2
+    assert "--dry" in capsys.readouterr().err and not os.listdir(tmp_path)
 
 
 # a bare CUDA image has torch, torchvision, timm, OpenCV, numpy and scikit-learn, none of these

@@ -42,6 +42,7 @@ import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from mococore.files import atomic_json, atomic_text  # noqa: E402
 from pretrain import config, data, engine, run  # noqa: E402
 
 PARTS = ("peak", "steps", "numerics", "torchrun", "resume", "knn", "features")
@@ -282,7 +283,7 @@ def stop_mid_run(cmd, ckpt):
     while time.time() < deadline and proc.poll() is None:
         try:
             state = torch.load(ckpt, map_location="cpu", weights_only=True) if os.path.exists(ckpt) else {}
-        except Exception:  # caught between write and rename? no: the write is atomic; a load racing the replace
+        except Exception:  # read while the run renames a new checkpoint over it: look again
             state = {}
         if state.get("epoch", 0) >= 1 and state.get("iter", 0) >= 1:
             break
@@ -405,13 +406,6 @@ def markdown(r):
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default=os.path.join(REPO, "output", "gpu_check"), help="folder for gpu_check.json/.md")
@@ -427,8 +421,10 @@ def main(argv=None):
     if not args.dry and not torch.cuda.is_available():
         print("error: no CUDA device is visible to torch; run with --dry for the CPU toy check", file=sys.stderr)
         return 2
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        print(f"error: --out {args.out}: a file, not a folder; give a folder for gpu_check.json/.md", file=sys.stderr)
+        return 2
     device = torch.device(s["device"])
-    os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()
     r = dict(card=card(device), torch=torch.__version__, cuda=torch.version.cuda, cpus=os.cpu_count(), dry=args.dry,
              datasheet_bf16=datasheet_peak(card(device)), parts={}, part_seconds={})
@@ -451,8 +447,8 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     r["seconds"] = time.perf_counter() - t0
-    write_atomic(os.path.join(args.out, "gpu_check.json"), json.dumps(r, indent=1, default=str))
-    write_atomic(os.path.join(args.out, "gpu_check.md"), markdown(r))
+    atomic_json(os.path.join(args.out, "gpu_check.json"), r, default=str)
+    atomic_text(os.path.join(args.out, "gpu_check.md"), markdown(r))
     print(markdown(r))
     failed = [k for k, v in r["parts"].items() if "failed" in json.dumps(v)]
     if failed:
