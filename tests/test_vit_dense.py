@@ -478,3 +478,17 @@ def test_quick_seg_configs_train_a_step_on_builtin_data(name, arch, seg_root, tm
     assert all(torch.isfinite(v) for v in losses.values())
     # mmseg crops at most the crop size; the data preprocessor pads smaller crops up to it
     assert all(a <= b for a, b in zip(dataset[0]["inputs"].shape[-2:], cfg.model.data_preprocessor.size))
+
+
+def test_a_pos_embed_of_another_grid_names_the_img_size_flag():
+    """A ViT converted at its 64 px pretraining grid, loaded by a model built for 224 px: the refusal says
+    which flag puts it on the model's grid."""
+    expected = {"pos_embed": torch.zeros(1, 1 + 4 * 4, 8), "cls_token": torch.zeros(1, 1, 8)}
+    actual = {"pos_embed": torch.zeros(1, 1 + 14 * 14, 8), "cls_token": torch.zeros(1, 1, 8)}
+    with pytest.raises(loadcheck.WeightsNotLoaded, match=r"pos_embed is \(1, 17, 8\) in the file but \(1, 197, 8\) "
+                                                         r"in the model.*--img-size 224"):
+        loadcheck.check_loaded("/w/vit.pkl", expected, actual)
+    actual["pos_embed"] = torch.ones(1, 17, 8)  # same grid, other values: no grid hint
+    with pytest.raises(loadcheck.WeightsNotLoaded) as e:
+        loadcheck.check_loaded("/w/vit.pkl", expected, actual)
+    assert "--img-size" not in str(e.value)

@@ -24,10 +24,14 @@ def check_loaded(path, expected, actual, new=(), resized=()):
     unused = [k for k in expected if k not in actual]
     differ = [k for k in expected if k in actual and k not in resized
               and not (actual[k].shape == expected[k].shape and torch.equal(actual[k].cpu(), expected[k].cpu()))]
+    grid = [k for k in differ if k.endswith("pos_embed") and actual[k].shape != expected[k].shape]
     if missing or unused or differ:
+        hint = (f" {grid[0]} is {tuple(expected[grid[0]].shape)} in the file but {tuple(actual[grid[0]].shape)} in the "
+                "model: the ViT was pretrained at another input size; reconvert with --img-size 224 (the input "
+                "the transfer protocols build the ViT for)") if grid else ""
         raise WeightsNotLoaded(
             f"{path}: the backbone did not load: {len(missing)} model tensors not in the file (e.g. {missing[:2]}), "
             f"{len(unused)} file tensors unused (e.g. {unused[:2]}), {len(differ)} differ after loading "
             f"(e.g. {differ[:2]}). Convert the pretraining checkpoint with converters/to_detectron2.py or "
-            "converters/to_mmseg.py for the architecture the config builds.")
+            "converters/to_mmseg.py for the architecture the config builds." + hint)
     return len(expected)
