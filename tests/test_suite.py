@@ -1,4 +1,5 @@
 """run_suite: bad input stops before training; the quick demo end to end (slow)."""
+import dataclasses
 import json
 import os
 import shutil
@@ -77,19 +78,25 @@ def test_bad_detectron2_option(tmp_path, demo_root, capsys):
     assert "NO_SUCH_KEY" in capsys.readouterr().err and not (tmp_path / "o").exists()
 
 
-def test_launch_commands_for_several_machines():
-    args = run_suite.parse_args(["--task", "all", "--num-gpus", "8", "--num-machines", "2", "--machine-rank", "1",
-                                 "--dist-url", "tcp://10.0.0.1:29500"])
+def plan(argv, out):
+    """The plan `main` would run for argv (every input checked) and the checkpoint's backbone."""
+    return run_suite.plan_of(run_suite.parse_args([*argv, "--out", str(out)]))
+
+
+def test_launch_commands_for_several_machines(demo_root, tmp_path):
+    one, _ = plan(["--task", "voc,seg", "--data", demo_root, "--quick"], tmp_path / "o")
+    # a machine of a 2 x 8 GPU run (this test machine has none, so the launch check would refuse them)
+    several = dataclasses.replace(one, num_gpus=8, num_machines=2, machine_rank=1, dist_url="tcp://10.0.0.1:29500")
     voc, seg = protocols.TASKS["voc"], protocols.TASKS["seg"]
-    d2 = run_suite.command(voc, "c.yaml", "out", "/data", 0, {}, args)
+    d2 = run_suite.command(several, voc, "c.yaml", "out", 0)
     assert d2[d2.index("--num-machines") + 1] == "2" and d2[d2.index("--dist-url") + 1] == "tcp://10.0.0.1:29500"
     assert d2[d2.index("--machine-rank") + 1] == "1" and d2[-2:] == ["SEED", "0"]
-    seg = run_suite.command(seg, "c.py", "out", "/data", 0, {}, args)
-    assert seg[1:3] == ["-m", "torch.distributed.run"] and "--launcher" in seg
+    cmd = run_suite.command(several, seg, "c.py", "out", 0)
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--launcher" in cmd
     for flag in ("--nproc_per_node=8", "--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29500"):
-        assert flag in seg
-    one = run_suite.command(protocols.TASKS["seg"], "c.py", "out", "/data", 0, {}, run_suite.parse_args(["--task", "seg"]))
-    assert one[1:3] == ["-m", "transfer.segmentation.train"] and "--launcher" not in one
+        assert flag in cmd
+    cmd = run_suite.command(one, seg, "c.py", "out", 0)
+    assert cmd[1:3] == ["-m", "transfer.segmentation.train"] and "--launcher" not in cmd
 
 
 def test_progress_lines_are_echoed_and_everything_logged(tmp_path, capsys):
@@ -112,7 +119,7 @@ def test_a_failing_task_is_recorded_and_the_others_still_run(tmp_path, demo_root
     fake_finished_run(out / "seg" / "seed0", {"sem_seg": {"mIoU": 50.0}}, {"deviations": []})
     fake_finished_run(out / "coco" / "seed0", {"bbox": {"AP": 1.0}, "segm": {"AP": 2.0}}, {"deviations": []})
 
-    def command(p, *a):  # VOC's training process dies; the finished runs are collected, not rerun
+    def command(plan, p, *a):  # VOC's training process dies; the finished runs are collected, not rerun
         return [sys.executable, "-c", "raise SystemExit('CUDA error: out of memory')" if p.name == "voc" else "1/0"]
 
     monkeypatch.setattr(run_suite, "command", command)
@@ -157,25 +164,44 @@ def test_overrides_reach_the_tasks_they_are_meant_for_as_their_runners_parse_the
     from transfer.classification import mmrun
     from transfer.segmentation import train
 
-    args = run_suite.parse_args(["--task", "seg,linear,voc", "--cfg-options", "seg:train_cfg.max_iters=3",
-                                 "linear:train_cfg.max_epochs=2", "--opts", "voc:SOLVER.MAX_ITER", "5"])
-    tasks = run_suite.parse_tasks(args.task, "resnet50")
-    routed = run_suite.route_overrides(tasks, args.opts, args.cfg_options)
-    assert routed == {"seg": ["train_cfg.max_iters=3"], "linear": ["train_cfg.max_epochs=2"],
-                      "voc": ["SOLVER.MAX_ITER", "5"]}
-    args.recipe = "mocov2_r50"
-    for p in tasks:  # the pre-check passes the real keys
-        run_suite.check_config(p, run_suite.config_path(p, "quick", args), args, routed[p.name])
+    argv = ["--task", "seg,linear,voc", "--data", demo_root, "--quick", "--cfg-options", "seg:train_cfg.max_iters=3",
+            "linear:train_cfg.max_epochs=2", "--opts", "voc:SOLVER.MAX_ITER", "5"]
+    suite, _ = plan(argv, tmp_path / "o")  # the pre-check (plan_of) passes the real keys
+    assert suite.overrides == {"seg": ("train_cfg.max_iters=3",), "linear": ("train_cfg.max_epochs=2",),
+                               "voc": ("SOLVER.MAX_ITER", "5")}
     seg, linear = protocols.TASKS["seg"], protocols.TASKS["linear"]
-    cmd = run_suite.command(seg, run_suite.config_path(seg, "quick", args), str(tmp_path / "s"), demo_root, 0, {},
-                            args, routed["seg"])
+    cmd = run_suite.command(suite, seg, run_suite.config_path(suite, seg), str(tmp_path / "s"), 0)
     cfg = train.run_cfg(train.parser().parse_args(cmd[cmd.index("-m") + 2:]))
     assert cfg.train_cfg.max_iters == 3
-    cmd = run_suite.command(linear, run_suite.config_path(linear, "quick", args), str(tmp_path / "l"), demo_root, 0,
-                            {}, args, routed["linear"])
+    cmd = run_suite.command(suite, linear, run_suite.config_path(suite, linear), str(tmp_path / "l"), 0)
     cfg, _ = mmrun.run_cfg(mmrun.parser("linear").parse_args(cmd[cmd.index("-m") + 2:]), ("linear",), ["mocov2_r50"])
     assert cfg.train_cfg.max_epochs == 2
-    assert run_suite.route_overrides(tasks[:1], [], ["train_cfg.max_iters=3"]) == {"seg": ["train_cfg.max_iters=3"]}
+    tasks = run_suite.parse_tasks("seg", "resnet50")
+    assert run_suite.route_overrides(tasks, [], ["train_cfg.max_iters=3"]) == {"seg": ["train_cfg.max_iters=3"]}
+
+
+def test_the_plan_is_built_once_from_the_command_line_and_frozen(demo_root, tmp_path):
+    out = tmp_path / "o"
+    suite, backbone = plan(["--task", "knn,linear", "--seeds", "3", "--data", demo_root, "--quick",
+                            "--cfg-options", "linear:train_cfg.max_epochs=2", "linear:optim_wrapper.optimizer.lr=0.5"],
+                           out)
+    assert [p.name for p in suite.tasks] == ["knn", "linear"] and suite.seeds == 3 and backbone is None
+    assert (suite.variant, suite.arch, suite.recipe, suite.weights) == ("quick", None, "mocov2_r50", None)
+    assert (suite.data_root, suite.builtin_data, suite.out) == (demo_root, False, str(out))
+    assert suite.overrides == {"knn": (), "linear": ("train_cfg.max_epochs=2", "optim_wrapper.optimizer.lr=0.5")}
+    assert suite.converted == {} and not out.exists()  # a plan writes nothing
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        suite.seeds = 1
+    with pytest.raises(TypeError):  # its mappings are read-only views
+        suite.overrides["knn"] = ("k=1",)
+    assert run_suite.config_path(suite, suite.tasks[1]).endswith("configs/mmpretrain/linear_mocov2_r50_quick.py")
+    # a ViT by --arch: its recipe, its configs, and without --quick on a CPU with --allow-cpu, the full variant
+    vit, _ = plan(["--task", "knn,seg-upernet", "--data", demo_root, "--arch", "vit_small", "--allow-cpu",
+                   "--cfg-options", "seg-upernet:train_cfg.max_iters=2", "--num-gpus", "1"], out)
+    assert (vit.arch, vit.recipe, vit.variant, vit.allow_cpu) == ("vit_small", "mocov3_vit", "full", True)
+    assert vit.overrides == {"knn": (), "seg-upernet": ("train_cfg.max_iters=2",)}
+    cmd = run_suite.command(vit, vit.tasks[0], run_suite.config_path(vit, vit.tasks[0]), "run", 2)
+    assert cmd[-2:] == ["--arch", "vit_small"] and cmd[cmd.index("--seed") + 1] == "2"
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ through the framework's own launcher; a finished run is skipped on rerun, a kill
 last checkpoint, a failed one is recorded and the others go on.
 """
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import MappingProxyType
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +29,34 @@ from mocodata import builtin, register, validate  # noqa: E402
 from transfer import BadInput, protocols, report, runner  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What one suite run does, settled once from its command line by `plan_of`, every input checked.
+    The one value added later, the converted weights, comes by `dataclasses.replace`."""
+    tasks: tuple  # the protocols to run, in order
+    variant: str  # 'quick', 'lowgpu' or 'full': the config each task runs
+    seeds: int  # runs per task: seeds 0..seeds-1
+    weights: str | None  # the --weights checkpoint as given; None for a random init
+    arch: str | None  # its backbone, else --arch; None: each task's first
+    recipe: str  # the pretraining recipe the checkpoint came from: '{recipe}' in a task's config path
+    checkpoint: MappingProxyType  # what the converters read in it (source, heads, pos_embed...)
+    data_root: str
+    builtin_data: bool  # no --data: the built-in sets
+    out: str
+    overrides: MappingProxyType  # {task name: the override tokens meant for it} (`route_overrides`)
+    num_gpus: int
+    num_machines: int
+    machine_rank: int
+    dist_url: str
+    allow_cpu: bool
+    slurm: bool
+    slurm_cluster: str | None
+    partition: str
+    timeout_min: int
+    # {form: path} of the converted weights the runners read (`write_weights`); none for a random init
+    converted: MappingProxyType = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
 
 def converters_for(form):
@@ -78,22 +108,23 @@ def write_weights(path, arch, sd, info, tasks, out_dir):
     return forms
 
 
-def torchrun(args):
-    """torchrun's prefix for an MMEngine runner over args.num_gpus x args.num_machines processes."""
-    prefix = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.num_gpus}",
-              f"--nnodes={args.num_machines}", f"--node_rank={args.machine_rank}"]
-    if args.dist_url:
-        host, port = args.dist_url.rsplit("//", 1)[-1].rsplit(":", 1)
+def torchrun(plan):
+    """torchrun's prefix for an MMEngine runner over plan.num_gpus x plan.num_machines processes."""
+    prefix = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={plan.num_gpus}",
+              f"--nnodes={plan.num_machines}", f"--node_rank={plan.machine_rank}"]
+    if plan.dist_url:
+        host, port = plan.dist_url.rsplit("//", 1)[-1].rsplit(":", 1)
         prefix += [f"--master_addr={host}", f"--master_port={port}"]
     return prefix
 
 
-def command(p, cfg, run_dir, root, seed, weights, args, overrides=()):
+def command(plan, p, cfg, run_dir, seed):
     """The runner's command line for one (protocol, seed), through the framework's own launcher, with
     the overrides meant for this task (`route_overrides`), as its override flag takes them."""
-    machines = ["--num-gpus", str(args.num_gpus), "--num-machines", str(args.num_machines),
-                "--machine-rank", str(args.machine_rank)] + (["--dist-url", args.dist_url] if args.dist_url else [])
-    w = weights.get(p.weights)
+    root, overrides = plan.data_root, plan.overrides[p.name]
+    machines = ["--num-gpus", str(plan.num_gpus), "--num-machines", str(plan.num_machines),
+                "--machine-rank", str(plan.machine_rank)] + (["--dist-url", plan.dist_url] if plan.dist_url else [])
+    w = plan.converted.get(p.weights)
     if p.framework == "detectron2":
         cmd = [sys.executable, "-m", p.runner, "--config-file", cfg, "--data-root", root, *machines,
                "--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
@@ -102,12 +133,12 @@ def command(p, cfg, run_dir, root, seed, weights, args, overrides=()):
     if p.framework == "detectron2-lazy":
         return [sys.executable, "-m", p.runner, *common, *machines, "--resume"] + (["--opts", *overrides] if overrides else [])
     if p.framework in ("mmseg", "mmpretrain"):
-        distributed = args.num_gpus * args.num_machines > 1
-        prefix = torchrun(args) if distributed else [sys.executable]
+        distributed = plan.num_gpus * plan.num_machines > 1
+        prefix = torchrun(plan) if distributed else [sys.executable]
         cmd = prefix + ["-m", p.runner, *common] + (["--launcher", "pytorch"] if distributed else [])
         cmd += ["--task", p.name] if p.framework == "mmseg" else []
         return cmd + (["--cfg-options", *overrides] if overrides else [])
-    return [sys.executable, "-m", p.runner, *common] + ([] if w else ["--arch", args.arch or p.archs[0]])
+    return [sys.executable, "-m", p.runner, *common] + ([] if w else ["--arch", plan.arch or p.archs[0]])
 
 
 # the frameworks' own progress lines: detectron2's "eta: ... iter: N", MMEngine's "Iter(train) [N/M] ... eta"
@@ -242,41 +273,41 @@ def parsed(p, tokens):
     return cli.parse_args(["--cfg-options", *tokens]).cfg_options
 
 
-def check_config(p, path, args, overrides=()):
+def check_config(plan, p):
     """Builds the task's config the way its runner does, with the overrides it will get, before any work."""
     import importlib
 
-    world = args.num_gpus * args.num_machines
-    cfg = importlib.import_module(p.runner).build_cfg(path, parsed(p, overrides))  # BadInput names the key
+    world, path = plan.num_gpus * plan.num_machines, config_path(plan, p)
+    cfg = importlib.import_module(p.runner).build_cfg(path, parsed(p, plan.overrides[p.name]))  # BadInput names the key
     if p.framework == "detectron2" and cfg.SOLVER.IMS_PER_BATCH % world:
         raise BadInput(f"{os.path.relpath(path, REPO)}: SOLVER.IMS_PER_BATCH={cfg.SOLVER.IMS_PER_BATCH} "
                        f"cannot be split over {world} GPUs; use a count that divides it, or --lowgpu")
 
 
-def check_launch(tasks, variant, args, overrides):
+def check_launch(plan):
     """GPUs, machines and memory the configs cannot use stop the suite before any work."""
     import shutil
 
     import torch
 
-    world = args.num_gpus * args.num_machines
-    if args.slurm and args.slurm_cluster is None and shutil.which("sbatch") is None:
+    world, variant = plan.num_gpus * plan.num_machines, plan.variant
+    if plan.slurm and plan.slurm_cluster is None and shutil.which("sbatch") is None:
         raise BadInput("--slurm: SLURM's sbatch is not on PATH on this machine")  # submitit would run them here
-    if args.num_gpus < 1 or args.num_machines < 1 or args.seeds < 1:
+    if plan.num_gpus < 1 or plan.num_machines < 1 or plan.seeds < 1:
         raise BadInput(f"--num-gpus, --num-machines and --seeds must be at least 1 "
-                         f"(got {args.num_gpus}, {args.num_machines}, {args.seeds})")
-    if not 0 <= args.machine_rank < args.num_machines:
-        raise BadInput(f"--machine-rank {args.machine_rank}: must be 0..{args.num_machines - 1} "
-                         f"for --num-machines {args.num_machines}")
-    if args.num_machines > 1 and not args.dist_url:
+                         f"(got {plan.num_gpus}, {plan.num_machines}, {plan.seeds})")
+    if not 0 <= plan.machine_rank < plan.num_machines:
+        raise BadInput(f"--machine-rank {plan.machine_rank}: must be 0..{plan.num_machines - 1} "
+                         f"for --num-machines {plan.num_machines}")
+    if plan.num_machines > 1 and not plan.dist_url:
         raise BadInput("--num-machines > 1 needs --dist-url tcp://HOST:PORT of machine 0")
-    if args.num_gpus > 1 and not args.slurm and torch.cuda.device_count() < args.num_gpus:
-        raise BadInput(f"--num-gpus {args.num_gpus}: this machine has {torch.cuda.device_count()} GPU(s)")
-    if variant != "quick" and not (args.slurm or args.allow_cpu or torch.cuda.is_available()):
+    if plan.num_gpus > 1 and not plan.slurm and torch.cuda.device_count() < plan.num_gpus:
+        raise BadInput(f"--num-gpus {plan.num_gpus}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if variant != "quick" and not (plan.slurm or plan.allow_cpu or torch.cuda.is_available()):
         raise BadInput(f"the {variant} protocols need GPUs (a CPU run of the full COCO protocol was killed at "
                          "23 GB and would take weeks); use --quick for a smoke run, or --allow-cpu to try anyway")
-    for p in tasks:
-        check_config(p, config_path(p, variant, args), args, overrides[p.name])
+    for p in plan.tasks:
+        check_config(plan, p)
         if variant == "full" and world != p.gpus:
             hint = " (--lowgpu keeps the images per update)" if "lowgpu" in p.configs else ""
             print(f"warning: the {p.name} protocol ran on {p.gpus} GPUs; on {world} the BN statistics see other "
@@ -290,11 +321,12 @@ def recipe_of(source, arch):
     return "mocov3_r50" if source == "moco_v3" else "mocov2_r50"
 
 
-def config_path(p, variant, args):
+def config_path(plan, p):
     """The config file of a task's variant; '{recipe}' is the checkpoint's pretraining recipe."""
+    variant = plan.variant
     rel = p.config(variant if variant in p.configs else "full")
-    arch = args.arch or p.archs[0]
-    path = os.path.join(REPO, "configs", rel.format(recipe=args.recipe, vit="_vit" if arch.startswith("vit") else "",
+    arch = plan.arch or p.archs[0]
+    path = os.path.join(REPO, "configs", rel.format(recipe=plan.recipe, vit="_vit" if arch.startswith("vit") else "",
                                                     arch=arch, size=arch.replace("vit_", "")[:1]))
     if not os.path.isfile(path):
         raise BadInput(f"task '{p.name}' has no {variant} config for a {arch} ({os.path.relpath(path, REPO)}); "
@@ -302,15 +334,15 @@ def config_path(p, variant, args):
     return path
 
 
-def run_on_slurm(jobs, args):
+def run_on_slurm(jobs, plan):
     """One job per (task, seed) on one node with --num-gpus GPUs, each running run_one there; the
     suite waits and reports. Interrupted, a rerun with the same --out skips the finished runs."""
     import submitit
 
-    ex = submitit.AutoExecutor(folder=os.path.join(args.out, "slurm", "%j"), cluster=args.slurm_cluster)
-    ex.update_parameters(name="moco-transfer", nodes=1, tasks_per_node=1, gpus_per_node=args.num_gpus,
-                         cpus_per_task=max(4, 8 * args.num_gpus), timeout_min=args.timeout_min,
-                         slurm_partition=args.partition or None)
+    ex = submitit.AutoExecutor(folder=os.path.join(plan.out, "slurm", "%j"), cluster=plan.slurm_cluster)
+    ex.update_parameters(name="moco-transfer", nodes=1, tasks_per_node=1, gpus_per_node=plan.num_gpus,
+                         cpus_per_task=max(4, 8 * plan.num_gpus), timeout_min=plan.timeout_min,
+                         slurm_partition=plan.partition or None)
     submitted = [ex.submit(run_one, *job) for job in jobs]
     for (task, _, _, seed), j in zip(jobs, submitted):
         print(f"[{task} seed {seed}] submitted as job {j.job_id}")
@@ -352,9 +384,7 @@ def parse_args(argv):
     p.add_argument("--cfg-options", nargs="*", default=[],
                    help="MMEngine overrides (mmseg, mmpretrain): key=value; 'TASK:key=value' for that task only, "
                         "without a prefix to every selected task, each of which must have the key (kNN/SVM take none)")
-    args = p.parse_args(argv)
-    args.recipe = None
-    return args
+    return p.parse_args(argv)
 
 
 def parse_tasks(text, arch):
@@ -415,7 +445,7 @@ def lock(out):
 
 
 def prepare(args, arch):
-    """Everything checked before any work: tasks, data, launch, output folder, weights."""
+    """The tasks, the data root (checked) and the variant of the command line; its --out checked."""
     tasks = parse_tasks(args.task, arch)
     root = register.data_root(args.data)
     builtin_data = root is None
@@ -433,45 +463,62 @@ def stop_on_sigterm():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+def plan_of(args):
+    """The suite's plan from its parsed command line, every input checked before any work (BadInput names
+    the flag or file), and the checkpoint's backbone (None for a random init), converted once --out is locked."""
+    arch, sd, info = read_weights(args.weights) if args.weights else (args.arch, None, {})
+    tasks, root, builtin_data, variant = prepare(args, arch or "resnet50")
+    if args.arch and not args.weights and any(args.arch not in p.archs for p in tasks):
+        raise BadInput(f"--arch {args.arch}: " + "; ".join(f"{p.name} evaluates {', '.join(p.archs)}" for p in tasks))
+    if args.weights:
+        check_arch(args.weights, arch, tasks)
+    routed = route_overrides(tasks, args.opts, args.cfg_options)
+    plan = Plan(tasks=tuple(tasks), variant=variant, seeds=args.seeds, weights=args.weights, arch=arch,
+                recipe=recipe_of(info.get("source"), arch or tasks[0].archs[0]), checkpoint=MappingProxyType(info),
+                data_root=root, builtin_data=builtin_data, out=args.out,
+                overrides=MappingProxyType({name: tuple(tokens) for name, tokens in routed.items()}),
+                num_gpus=args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                dist_url=args.dist_url, allow_cpu=args.allow_cpu, slurm=args.slurm, slurm_cluster=args.slurm_cluster,
+                partition=args.partition, timeout_min=args.timeout_min)
+    check_launch(plan)
+    return plan, sd
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.task.strip() == "list":
         print(report.protocol_table())
         return 0
     try:
-        arch, sd, info = read_weights(args.weights) if args.weights else (args.arch, None, {})
-        tasks, root, builtin_data, variant = prepare(args, arch or "resnet50")
-        if args.arch and not args.weights and any(args.arch not in p.archs for p in tasks):
-            raise BadInput(f"--arch {args.arch}: " + "; ".join(f"{p.name} evaluates {', '.join(p.archs)}" for p in tasks))
-        if args.weights:
-            check_arch(args.weights, arch, tasks)
-        args.arch = arch
-        args.recipe = recipe_of(info.get("source"), arch or tasks[0].archs[0])
-        overrides = route_overrides(tasks, args.opts, args.cfg_options)
-        check_launch(tasks, variant, args, overrides)
-        held = lock(args.out)
-        weights = write_weights(args.weights, arch, sd, info, tasks, os.path.join(args.out, "weights")) if sd else {}
+        plan, backbone = plan_of(args)
+        held = lock(plan.out)
+        if backbone:
+            converted = write_weights(plan.weights, plan.arch, backbone, plan.checkpoint, plan.tasks,
+                                      os.path.join(plan.out, "weights"))
+            plan = dataclasses.replace(plan, converted=MappingProxyType(converted))
     except UserError as e:  # BadInput, a DataError, a ConversionError: the user's input, named
         print(f"error: {e}", file=sys.stderr)
         return 2
     jobs, configs = [], []
-    for p in tasks:
-        cfg = config_path(p, variant, args)
-        for seed in range(args.seeds):
-            run_dir = os.path.join(args.out, p.name, f"seed{seed}")
-            jobs.append((p.name, command(p, cfg, run_dir, root, seed, weights, args, overrides[p.name]), run_dir, seed))
+    for p in plan.tasks:
+        cfg = config_path(plan, p)
+        for seed in range(plan.seeds):
+            run_dir = os.path.join(plan.out, p.name, f"seed{seed}")
+            jobs.append((p.name, command(plan, p, cfg, run_dir, seed), run_dir, seed))
             configs.append(os.path.relpath(cfg, REPO))
     stop_on_sigterm()
     try:
-        results = run_on_slurm(jobs, args) if args.slurm else [run_one(*job) for job in jobs]
+        results = run_on_slurm(jobs, plan) if plan.slurm else [run_one(*job) for job in jobs]
     except KeyboardInterrupt:
         print("interrupted: the running trainer was stopped; rerun the same command to resume", file=sys.stderr)
         return 130
     runs = [{"task": task, "seed": seed, "config": cfg, "run_dir": run_dir, **result}
             for (task, _, run_dir, seed), cfg, result in zip(jobs, configs, results)]
-    table = report.write(args.out, runs, {"weights": args.weights, "arch": arch, "data": root, "builtin": builtin_data,
-                                          "num_gpus": args.num_gpus, "variant": variant, "recipe": args.recipe,
-                                          **({"pos_embed": info["pos_embed"]} if "pos_embed" in info else {})})
+    table = report.write(plan.out, runs, {"weights": plan.weights, "arch": plan.arch, "data": plan.data_root,
+                                          "builtin": plan.builtin_data, "num_gpus": plan.num_gpus,
+                                          "variant": plan.variant, "recipe": plan.recipe,
+                                          **({"pos_embed": plan.checkpoint["pos_embed"]}
+                                             if "pos_embed" in plan.checkpoint else {})})
     os.close(held)
     print(table)
     return 0 if all(r["status"] == "done" for r in runs) else 1
