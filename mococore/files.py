@@ -1,5 +1,5 @@
-"""Files written one way: to a temporary name beside the target, then renamed over it, so a killed
-writer never leaves a half file under the real name."""
+"""Files written one way: to a temporary name beside the target, flushed to disk, then renamed over it, so a
+killed writer (or a lost power supply) never leaves a half file under the real name."""
 import json
 import os
 import tempfile
@@ -7,32 +7,59 @@ import tempfile
 from mococore.errors import UserError
 
 
+def replace_atomically(writes):
+    """writes: {path: write}. Each write(tmp) fills a temporary file beside its path; once every one is written
+    and on disk, each is renamed over its path, so no path is replaced unless all were written. On any failure
+    (Ctrl-C included) the temporary files are removed and the failure is raised as it came."""
+    tmps = {}
+    try:
+        for path, write in writes.items():
+            d = os.path.dirname(os.path.abspath(path))
+            os.makedirs(d, exist_ok=True)
+            fd, tmps[path] = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+            os.close(fd)  # the suffix keeps the extension, which np.savez and savefig read the format from
+            write(tmps[path])
+            settle(tmps[path])
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in tmps.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def settle(tmp):
+    """The permissions open() would have given (mkstemp makes the file private), and the bytes on disk before
+    the rename makes them the real file (else a crash can leave an empty file under the real name)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path, write):
     """write(tmp_path), then rename tmp_path to path; UserError naming the path when it cannot be written."""
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = None
     try:
-        os.makedirs(d, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
-        os.close(fd)
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the output is an ordinary file
-        os.replace(tmp, path)
+        replace_atomically({path: write})
     except OSError as e:
         raise UserError(f"{path}: cannot write ({e.strerror or e})") from None
-    finally:
-        if tmp and os.path.exists(tmp):
-            os.remove(tmp)
 
 
-def atomic_text(path, text):
+def text_writer(text):
+    """The write function, for atomic_write or replace_atomically, that writes this string."""
     def write(tmp):
         with open(tmp, "w", newline="") as f:
             f.write(text)
 
-    atomic_write(path, write)
+    return write
+
+
+def atomic_text(path, text):
+    atomic_write(path, text_writer(text))
 
 
 def atomic_json(path, obj, **kwargs):

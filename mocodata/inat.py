@@ -14,6 +14,7 @@ names, i.e. train_val2018/train_val2018/...)
 """
 import os
 
+from mococore.files import replace_atomically, text_writer
 from mocodata import validate
 
 
@@ -24,18 +25,11 @@ def write_meta(root):
     Returns {split: number of images}."""
     splits, _ = validate.read_inat_splits(root)
     meta = os.path.join(root, validate.INAT18, "meta")
-    paths = {split: os.path.join(meta, f"{split}.txt") for split in splits}
-    try:
-        os.makedirs(meta, exist_ok=True)
-        for split, pairs in splits.items():  # both written in full before either replaces its old list
-            with open(paths[split] + ".partial", "w") as f:
-                f.writelines(f"{name} {label}\n" for name, label in pairs)
-        for path in paths.values():
-            os.replace(path + ".partial", path)
+    lists = {os.path.join(meta, f"{split}.txt"): text_writer("".join(f"{name} {label}\n" for name, label in pairs))
+             for split, pairs in splits.items()}
+    try:  # both written in full before either replaces its old list
+        replace_atomically(lists)
     except OSError as e:
-        for path in paths.values():
-            if os.path.exists(path + ".partial"):
-                os.remove(path + ".partial")
         raise validate.DataError(meta, f"cannot write the image lists ({e.strerror}); make the folder "
                                        "writable") from None
     return {split: len(pairs) for split, pairs in splits.items()}

@@ -13,6 +13,7 @@ import math
 import os
 
 from mococore.errors import UserError
+from mococore.files import replace_atomically, text_writer
 
 
 class ConfigError(UserError):
@@ -251,14 +252,6 @@ def resolve(cfg, device):
 
 
 def write(cfg, out):
-    """The resolved config beside the checkpoints, with the effective lr the run uses."""
-    os.makedirs(out, exist_ok=True)
-    tmp = os.path.join(out, "config.json.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(dict(dataclasses.asdict(cfg), lr=cfg.lr), f, indent=1)
-        os.replace(tmp, os.path.join(out, "config.json"))
-    except OSError:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """The resolved config beside the checkpoints, with the effective lr the run uses (an OSError as it came)."""
+    text = json.dumps(dict(dataclasses.asdict(cfg), lr=cfg.lr), indent=1)
+    replace_atomically({os.path.join(out, "config.json"): text_writer(text)})

@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mococore.errors import UserError  # noqa: E402
-from mococore.files import lock_folder  # noqa: E402
+from mococore.files import lock_folder, replace_atomically  # noqa: E402
 from pretrain import config, data, engine, knn, moco, outputs, vit  # noqa: E402
 from pretrain.lars import LARS  # noqa: E402
 
@@ -72,18 +72,15 @@ def setup_distributed():
 
 def save_atomic(obj, path):
     """A killed run never leaves a truncated checkpoint; a full disk or Ctrl-C keeps the previous one
-    and leaves no .tmp behind."""
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as f:  # closed here, so that removing it frees its space at once
+    and leaves no temporary file behind."""
+    def write(tmp):
+        with open(tmp, "wb") as f:  # through a Python file, as before: its errors carry strerror
             torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, (OSError, RuntimeError)):  # torch's zip writer reports a short write as RuntimeError
-            raise outputs.write_failed(path, e, path) from None
-        raise
+
+    try:
+        replace_atomically({path: write})
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a short write as RuntimeError
+        raise outputs.write_failed(path, e, path) from None
 
 
 def checkpoint_state(cfg, model, opt, scaler, health, epoch, it):

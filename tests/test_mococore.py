@@ -86,6 +86,27 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     assert files.read_json(str(path))[1].startswith("unreadable (JSONDecodeError")
 
 
+def test_no_file_of_a_group_is_replaced_unless_all_were_written(tmp_path):
+    """replace_atomically (the iNat18 lists, train and val): a failure writing the second leaves the first old."""
+    a, b = tmp_path / "train.txt", tmp_path / "val.txt"
+    a.write_text("old")
+
+    def full(tmp):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        files.replace_atomically({str(a): files.text_writer("new"), str(b): full})
+    assert a.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["train.txt"]
+    files.replace_atomically({str(a): files.text_writer("new"), str(b): files.text_writer("v")})
+    assert (a.read_text(), b.read_text()) == ("new", "v") and oct(a.stat().st_mode & 0o777) == oct(0o666 & ~umask())
+
+
+def umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 def test_one_process_per_output_folder(tmp_path):
     fd = files.lock_folder(str(tmp_path), "suite")
     with pytest.raises(errors.UserError, match="another suite is using this folder"):

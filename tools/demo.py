@@ -19,6 +19,8 @@ import time
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mococore.files import atomic_text, atomic_write  # noqa: E402
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHEAP, DENSE = ("knn", "linear"), ("voc", "seg", "coco")  # DENSE: slowest last, dropped first
 # Seconds of each step on an idle 2-core machine (estimates for the plan and the ETA; the ETA then
@@ -275,7 +277,7 @@ def plot(out, suites):
             ax.text(0.5, 0.5, "no training curve\n(kNN trains nothing)" if task == "knn" else "no curve logged",
                     ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=90)
+    atomic_write(os.path.join(out, "curves.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=90))
     plt.close(fig)
 
 
@@ -364,8 +366,7 @@ The same on real data with a real checkpoint (GPUs; see README):
 {{REAL}}
 """
     text = text.replace("{steps}", steps).replace("{REAL}", REAL)
-    with open(os.path.join(out, "README.md"), "w") as f:
-        f.write(text)
+    atomic_text(os.path.join(out, "README.md"), text)
     print("\n" + text)
 
 

@@ -4,7 +4,7 @@ import json
 import math
 import os
 
-from mococore.files import atomic_text
+from mococore.files import atomic_text, atomic_write
 from transfer import protocols
 
 
@@ -207,7 +207,7 @@ def plot(out, runs):
         if ax.lines:
             ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=100)
+    atomic_write(os.path.join(out, "curves.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
 
 

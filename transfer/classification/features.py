@@ -25,6 +25,7 @@ from PIL import Image
 
 from transfer.classification.backbone import extract
 
+from mococore.files import atomic_write  # noqa: E402
 from mococore.norm import MEAN, STD  # noqa: E402
 
 
@@ -94,11 +95,8 @@ def read_cached(cache_dir, split, layer, key):
 
 
 def write_cached(cache_dir, split, layer, key, f):
-    os.makedirs(cache_dir, exist_ok=True)
-    path = cache_path(cache_dir, split, layer)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, feats=f.feats, labels=f.labels, paths=np.array(f.paths), key=np.array(key))
-    os.replace(tmp, path)  # a killed run never leaves a half file under the cache name
+    atomic_write(cache_path(cache_dir, split, layer),  # a killed run never leaves a half file under the cache name
+                 lambda tmp: np.savez(tmp, feats=f.feats, labels=f.labels, paths=np.array(f.paths), key=np.array(key)))
 
 
 def get(model, weights, paths, labels, split, layers, pre, cache_dir, batch_size=64, workers=4, log=print):

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mococore.files import atomic_text, atomic_write, read_json
 from transfer import perimage
 from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
 from transfer.classification import features, holdout, knn
@@ -138,19 +139,18 @@ def cached_features(model, wkey, items, split, layer, cfg, cache_dir, log=print)
     key = features.cache_key(wkey, cfg["preprocess"], layer, paths)
     path = os.path.join(cache_dir, f"{split}_{layer}.npy")
     meta = path[:-4] + ".key.json"
-    if os.path.isfile(path) and os.path.isfile(meta) and json.load(open(meta)).get("key") == key:
+    if os.path.isfile(path) and read_json(meta)[0] == {"key": key}:
         log(f"features: {split} {layer} read from {path}")
         return np.load(path, mmap_mode="r")
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + ".tmp.npy"
-    arr = features.run_extraction(model, paths, [layer], cfg["preprocess"], split, cfg["batch_size"], cfg["workers"],
-                                  log, alloc=lambda _, shape: open_memmap(tmp, "w+", np.float32, shape))[layer]
-    arr.flush()
-    del arr
-    os.replace(tmp, path)  # a killed run never leaves a half file under the cache name
-    with open(meta + ".tmp", "w") as f:
-        json.dump({"key": key}, f)
-    os.replace(meta + ".tmp", meta)
+
+    def extract(tmp):  # a killed run never leaves a half file under the cache name
+        arr = features.run_extraction(model, paths, [layer], cfg["preprocess"], split, cfg["batch_size"],
+                                      cfg["workers"], log, alloc=lambda _, shape: open_memmap(tmp, "w+", np.float32,
+                                                                                               shape))[layer]
+        arr.flush()
+
+    atomic_write(path, extract)
+    atomic_text(meta, json.dumps({"key": key}))
     return np.load(path, mmap_mode="r")
 
 

@@ -34,6 +34,7 @@ from mmengine.runner import Runner
 from mmpretrain.models import ClsHead
 from mmpretrain.registry import DATASETS, MODELS
 
+from mococore.files import atomic_text
 from transfer import fingerprint, protocols
 from transfer.runner import finish
 from transfer.classification import BadInput, atomic_json, holdout, linear, mmrun, predictions, refuse
@@ -118,15 +119,12 @@ def write_split(cfg, work_dir, fraction, seed):
         raise BadInput(f"--data-root: {cfg.data_dir}/train/ has {len(listing)} images; the {fraction:.0%} holdout "
                        f"that chooses the head needs at least {int(round(1 / fraction))}")
     prefix = listing.img_prefix
-    os.makedirs(os.path.join(work_dir, "split"), exist_ok=True)
     paths = {}
     for name, idx in (("fit", fit), ("holdout", held)):
         lines = [f"{os.path.relpath(listing.get_data_info(i)['img_path'], prefix)} "
                  f"{listing.get_data_info(i)['gt_label']}\n" for i in idx]
         paths[name] = os.path.join(work_dir, "split", f"{name}.txt")
-        with open(paths[name] + ".tmp", "w") as f:
-            f.writelines(lines)
-        os.replace(paths[name] + ".tmp", paths[name])
+        atomic_text(paths[name], "".join(lines))
     classes = dict(classes=listing.CLASSES)
     cfg.train_dataloader.dataset.update(ann_file=paths["fit"], metainfo=classes)
     test = cfg.val_dataloader
