@@ -341,7 +341,9 @@ def same_params(out, params):
 @contextmanager
 def build_lock(parent, out):
     """An exclusive flock on the parent folder for the build (no lock file left behind; the kernel
-    drops it if the process dies)."""
+    drops it if the process dies). Not mococore's lock_folder: a second build waits here and then reuses the
+    first one's set where lock_folder refuses, and the lock cannot be a file inside OUT, which the build
+    replaces whole."""
     import fcntl
 
     fd = os.open(parent, os.O_RDONLY)
