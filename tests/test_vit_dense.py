@@ -430,7 +430,7 @@ def test_upernet_quick_run_writes_miou(quick_root, tmp_path):
     from mmengine.runner import Runner
     from mmseg.utils import register_all_modules
 
-    from transfer.segmentation.train import BackboneLoadedCheck
+    from transfer.mmengine_run import BackboneCheck
 
     register_all_modules()
     weights = str(tmp_path / "vit_s.pth")
@@ -442,7 +442,7 @@ def test_upernet_quick_run_writes_miou(quick_root, tmp_path):
     cfg.update(work_dir=str(tmp_path / "run"), train_cfg=dict(cfg.train_cfg, max_iters=4, val_interval=4))
     cfg.env_cfg.dist_cfg = dict(backend="gloo")
     runner = Runner.from_cfg(cfg)
-    runner.register_hook(BackboneLoadedCheck(weights, **cfg.moco_load_check), priority="VERY_LOW")
+    runner.register_hook(BackboneCheck(weights, **cfg.moco_load_check), priority="VERY_LOW")
     runner.train()
     metrics = runner.val_loop.run()
     assert 0.0 <= metrics["mIoU"] <= 100.0

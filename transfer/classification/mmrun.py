@@ -1,9 +1,9 @@
-"""What the mmpretrain runners (linear.py, finetune.py) share: the command line, the input checks, the
-effective config (data folders, classes, converted weights, ViT shape), the check that the weights
-loaded (and, for a frozen backbone, that nothing in it changed), and the results files.
+"""What the mmpretrain runners (linear.py, finetune.py, sweep.py) share: the command line, the input checks
+(task, recipe, data folders and classes, converted weights and ViT shape), the facts and the results.
 
-Training, evaluation, checkpoints and resuming are MMEngine's Runner; the models, data pipeline and
-metrics are mmpretrain's, built from the configs under configs/mmpretrain/.
+The MMEngine steps (work dir, seed, resume, the load check, fingerprint, train, test, final_metrics.json)
+are the driver's, transfer/mmengine_run.py; the models, data pipeline and metrics are mmpretrain's, built
+from the configs under configs/mmpretrain/.
 """
 import argparse
 import os
@@ -11,19 +11,14 @@ import sys
 
 import torch
 from mmengine.config import DictAction
-from mmengine.hooks import Hook
-from mmengine.runner import Runner, find_latest_checkpoint
 
 from converters import to_mmpretrain
 from mococore.images import image_folder as list_image_folder
 from mocodata import validate
 from transfer.classification import BadInput, refuse
-from transfer.runner import finish
 from transfer.classification import predictions, stages  # noqa: F401  (stages registers the Feature1-5 modules)
 from transfer import fingerprint
-from transfer.loadcheck import check_loaded
 from transfer import mmengine_run
-from transfer.mmengine_run import trust_own_checkpoints
 
 VIT_TYPES = ("VisionTransformer", "MoCoV3ViT")
 
@@ -175,50 +170,11 @@ def run_cfg(args, tasks, recipes):
     if cfg.recipe not in recipes:
         raise BadInput(f"--config {args.config}: recipe {cfg.recipe!r} has no official facts here "
                        f"(one of {', '.join(recipes)}); name one of them in the config")
-    if args.seed < 0:
-        raise BadInput(f"--seed {args.seed}: must be 0 or more")
     set_data(cfg, args.data_root)
     expected = set_weights(cfg, args.weights, args.config) if args.weights else None
-    cfg.work_dir = args.work_dir
-    cfg.launcher = args.launcher
-    cfg.randomness = dict(seed=args.seed)
-    # MMEngine reads resume=True with a load_from as "resume from load_from"; the weights come through
-    # init_cfg instead, so resume only from this run's own last checkpoint.
-    cfg.resume = os.path.isdir(args.work_dir) and find_latest_checkpoint(args.work_dir) is not None
-    if not torch.cuda.is_available():
-        cfg.env_cfg.dist_cfg = dict(backend="gloo")
+    mmengine_run.merge_args(cfg, args)
     cfg.test_evaluator = predictions.add_to(cfg.test_evaluator)  # + the per-image top-1 classes
     return cfg, expected
-
-
-def unwrap(model):
-    return model.module if hasattr(model, "module") else model
-
-
-class BackboneCheck(Hook):
-    """Before training: every backbone tensor equals the converted file's (MMEngine's Pretrained init
-    only logs what it could not match). After training a frozen backbone: every tensor, weights and BN
-    running statistics alike, is what it was before (a linear probe trains the head only)."""
-
-    def __init__(self, path, expected, frozen):
-        self.path, self.expected, self.frozen, self.start = path, expected, frozen, None
-
-    def before_train(self, runner):
-        backbone = unwrap(runner.model).backbone
-        self.start = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
-        if self.path and runner.iter == 0:  # resumed runs have trained since
-            n = check_loaded(self.path, self.expected, self.start)
-            runner.logger.info(f"backbone: all {n} tensors loaded from {self.path}")
-
-    def after_train(self, runner):
-        if not self.frozen:
-            return
-        now = unwrap(runner.model).backbone.state_dict()
-        changed = [k for k, v in self.start.items() if not torch.equal(now[k].detach().cpu(), v.cpu())]
-        if changed:
-            raise RuntimeError(f"the frozen backbone changed during training: {len(changed)} tensors "
-                               f"(e.g. {changed[:3]}); a linear probe must keep it in eval mode with no gradient")
-        runner.logger.info(f"backbone: all {len(now)} tensors unchanged by training (frozen, eval mode)")
 
 
 def schedule(schedulers):
@@ -277,14 +233,7 @@ def main(argv, description, facts_of, tasks, recipes, frozen):
         cfg, expected = run_cfg(args, tasks, recipes)
     except BadInput as e:
         return refuse(str(e))
-    runner = Runner.from_cfg(cfg)
-    if runner.rank == 0:
-        fingerprint.write(args.work_dir, cfg.task, facts_of(cfg, runner.world_size, args))
-    runner.register_hook(BackboneCheck(args.weights, expected, frozen), priority="VERY_LOW")
-    trust_own_checkpoints(runner)
-    runner.train()
-    metrics = runner.test()
-    if runner.rank == 0:
-        predictions.write(args.work_dir, runner.test_loop.evaluator)  # before final_metrics.json: it marks the end
-        finish(args.work_dir, nest(metrics))
+    check = mmengine_run.BackboneCheck(args.weights, expected, frozen)
+    mmengine_run.run(cfg, cfg.task, lambda world_size: facts_of(cfg, world_size, args), check,
+                     per_image=predictions.write, final=nest)
     return 0

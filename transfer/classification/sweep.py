@@ -30,12 +30,11 @@ import sys
 import torch
 import torch.nn as nn
 from mmengine.registry import DefaultScope
-from mmengine.runner import Runner
 from mmpretrain.models import ClsHead
 from mmpretrain.registry import DATASETS, MODELS
 
 from mococore.files import atomic_text
-from transfer import fingerprint, protocols
+from transfer import mmengine_run, protocols
 from transfer.runner import finish
 from transfer.classification import BadInput, atomic_json, holdout, linear, mmrun, predictions, refuse
 
@@ -144,17 +143,16 @@ def main(argv=None):
         sizes = write_split(cfg, args.work_dir, FACTS["holdout_fraction"], FACTS["holdout_seed"])
     except BadInput as e:
         return refuse(str(e))
-    runner = Runner.from_cfg(cfg)
-    if runner.rank == 0:
-        facts = dict(linear.facts(recipe_cfg, runner.world_size, args), **FACTS,
-                     heads=len(heads), fit_images=sizes[0], holdout_images=sizes[1])
-        fingerprint.write(args.work_dir, TASK, facts)
-    runner.register_hook(mmrun.BackboneCheck(args.weights, expected, True), priority="VERY_LOW")
-    mmrun.trust_own_checkpoints(runner)
+
+    def facts(world_size):  # the recipe's facts (the probe's config, before the heads) and the sweep's
+        return dict(linear.facts(recipe_cfg, world_size, args), **FACTS, heads=len(heads), fit_images=sizes[0],
+                    holdout_images=sizes[1])
+
+    runner = mmengine_run.start(cfg, TASK, facts, mmengine_run.BackboneCheck(args.weights, expected, frozen=True))
     runner.train()
     scores = runner.val()  # the holdout: {name/top1, name/top5} of every head
     i = holdout.best([scores[f"{h['name']}/top1"] for h in heads])
-    mmrun.unwrap(runner.model).head.chosen = i  # from here on only the chosen head predicts
+    mmengine_run.unwrap(runner.model).head.chosen = i  # from here on only the chosen head predicts
     runner.logger.info(f"chosen on the holdout: {heads[i]['name']} lr {heads[i]['lr']:g} "
                        f"(top-1 {scores[heads[i]['name'] + '/top1']:.2f})")
     for h in heads:

@@ -1,4 +1,5 @@
-"""FCN R50-D8 on VOC12aug through MMEngine's own Runner (mmseg tools/train.py, plus the checks).
+"""FCN R50-D8 on VOC12aug through MMEngine's own Runner (mmseg tools/train.py, plus the checks), driven
+by transfer/mmengine_run.py; here only what is MMSeg's: data folders, weights, fp16 on CPU, per-class IoU.
 
     python -m transfer.segmentation.train --config configs/mmseg/fcn_r50-d8_4xb4-20k_voc12aug-512x512_moco.py \
         --data-root /data --work-dir out/seg --weights backbone_mmseg.pth [--launcher pytorch] [--cfg-options k=v]
@@ -13,30 +14,12 @@ import sys
 import numpy as np
 import torch
 from mmengine.config import DictAction
-from mmengine.hooks import Hook
-from mmengine.runner import Runner, find_latest_checkpoint
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
-from transfer import fingerprint, loadcheck, perimage
-from transfer.runner import entry, finish
-from transfer.mmengine_run import build_cfg, trust_own_checkpoints
-
-
-class BackboneLoadedCheck(Hook):
-    """Before training: every backbone tensor equals the converted checkpoint's. The config may list
-    tensors the model adds or resizes by design: `moco_load_check = dict(new=[regex], resized=[name])`."""
-
-    def __init__(self, path, new=(), resized=()):
-        self.path, self.new, self.resized = path, new, resized
-
-    def before_train(self, runner):
-        if runner.iter > 0:  # resumed: the backbone has trained since
-            return
-        expected = torch.load(self.path, map_location="cpu", weights_only=True)["state_dict"]
-        model = runner.model.module if hasattr(runner.model, "module") else runner.model
-        n = loadcheck.check_loaded(self.path, expected, model.backbone.state_dict(), self.new, self.resized)
-        runner.logger.info(f"backbone: all {n} tensors loaded from {self.path}")
+from transfer import fingerprint, mmengine_run, perimage
+from transfer.runner import entry
+from transfer.mmengine_run import build_cfg
 
 
 @METRICS.register_module()
@@ -74,23 +57,23 @@ def run_cfg(args):
     """The protocol config plus this run's data root, folder, seed and launcher, and the weights."""
     cfg = build_cfg(args.config, args.cfg_options or ())
     set_data_root(cfg, args.data_root)
-    cfg.work_dir = args.work_dir
-    cfg.launcher = args.launcher
-    cfg.randomness = dict(seed=args.seed)
+    mmengine_run.merge_args(cfg, args)
     for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
         if evaluator.type == "IoUMetric":
             evaluator.type = "PerClassIoUMetric"
-    # MMEngine reads resume=True with a load_from as "resume from load_from": a pretrained backbone
-    # is not a training state. Resume only from this run's own last checkpoint; else load weights.
-    cfg.resume = find_latest_checkpoint(args.work_dir) is not None if os.path.isdir(args.work_dir) else False
     if args.weights and not cfg.resume:  # the converted file is the backbone's own state dict
         cfg.model.backbone.init_cfg = dict(type="Pretrained", checkpoint=args.weights)
-    if not torch.cuda.is_available():
-        cfg.env_cfg.dist_cfg = dict(backend="gloo")
-        if cfg.optim_wrapper.type == "AmpOptimWrapper":  # the recipe's fp16 is CUDA autocast
-            cfg.optim_wrapper.type = "OptimWrapper"
-            cfg.optim_wrapper.pop("loss_scale", None)
+    if not torch.cuda.is_available() and cfg.optim_wrapper.type == "AmpOptimWrapper":
+        cfg.optim_wrapper.type = "OptimWrapper"  # the recipe's fp16 is CUDA autocast
+        cfg.optim_wrapper.pop("loss_scale", None)
     return cfg
+
+
+def write_per_image(run_dir, evaluator):
+    """RUN/per_image.npz: each test image's intersection and union per class (PerClassIoUMetric's)."""
+    iou = next((m for m in evaluator.metrics if isinstance(m, PerClassIoUMetric)), None)
+    if iou is not None and iou.per_image[1] is not None:
+        perimage.write(run_dir, iou.per_image[0], None, {"sem_seg/mIoU": iou.per_image[1]})
 
 
 def parser():
@@ -110,22 +93,14 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     cfg = run_cfg(args)
-    runner = Runner.from_cfg(cfg)
-    if runner.rank == 0:
-        fingerprint.write(args.work_dir, args.task, fingerprint.mmseg_facts(cfg, runner.world_size, args.seed, args.weights))
-    if args.weights:
-        check = cfg.get("moco_load_check", {})
-        runner.register_hook(BackboneLoadedCheck(args.weights, check.get("new", ()), check.get("resized", ())),
-                             priority="VERY_LOW")
-    trust_own_checkpoints(runner)
-    runner.train()
-    metrics = runner.test()
-    if runner.rank == 0:
-        iou = next((m for m in runner.test_loop.evaluator.metrics if isinstance(m, PerClassIoUMetric)), None)
-        if iou is not None and iou.per_image[1] is not None:  # before final_metrics.json: it marks the end
-            perimage.write(args.work_dir, iou.per_image[0], None, {"sem_seg/mIoU": iou.per_image[1]})
-        finish(args.work_dir, {"sem_seg": metrics})
-    return metrics
+
+    def facts(world_size):
+        return fingerprint.mmseg_facts(cfg, world_size, args.seed, args.weights)
+
+    # moco_load_check: the tensors the model adds or resizes by design (new=[regex], resized=[name])
+    hook = mmengine_run.BackboneCheck(args.weights, **cfg.get("moco_load_check", {})) if args.weights else None
+    return mmengine_run.run(cfg, args.task, facts, hook, per_image=write_per_image,
+                            final=lambda metrics: {"sem_seg": metrics})
 
 
 if __name__ == "__main__":
