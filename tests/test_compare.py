@@ -241,3 +241,21 @@ def test_bad_input_is_refused(tmp_path, capsys):
         refuses(compare.main, [*argv, *(["--out", out] if "--out" not in argv else [])], culprit, capsys,
                 watch=[str(tmp_path)])
     assert not out.exists()
+
+
+@pytest.mark.parametrize("task,metric,cells", [
+    ("voc", "bbox/AP50", ["random 60.20 [", "supervised 81.30 [", "MoCo v1 IN-1M 81.50 [", "random 59.02 ["]),
+    ("coco", "segm/AP", ["random 28.50 [", "supervised 35.40 [", "MoCo v1 IN-1M 35.10 ["])])
+def test_the_moco_papers_rows_stand_beside_the_comparison(tmp_path, task, metric, cells):
+    """arXiv:1911.05722 Table 2b (VOC) and 5a (COCO), values as tests/test_protocols.py MOCO_PAPER: in the
+    Markdown table with their sources, and in the JSON rows."""
+    metrics = {m: 30.0 for m in protocols.get(task).metrics}
+    rows = run_compare(tmp_path, write_output(tmp_path / "a", task, [(metrics, None)]),
+                       write_output(tmp_path / "b", task, [({k: v + 1 for k, v in metrics.items()}, None)]))
+    md = (tmp_path / "cmp" / "comparison.md").read_text()
+    line = next(l for l in md.splitlines() if l.startswith(f"| {task} | {metric} |"))
+    assert all(c in line for c in cells), line
+    table = {"voc": "Table 2b", "coco": "Table 5a"}[task]
+    assert f"MoCo paper (arXiv:1911.05722) {table}; detectron2" in md.split("Sources of the published numbers")[1]
+    paper = [b for b in row(rows, metric)["baselines"] if b["source"].endswith(table)]
+    assert [b["init"] for b in paper] == ["random", "supervised", "MoCo v1 IN-1M"]

@@ -36,3 +36,23 @@ def test_a_vit_report_shows_no_resnet_baselines(tmp_path):
     md = report.write(str(tmp_path), [done("svm", {"svm/mAP_cls": 50.0})],
                       {"weights": "v.pth", "arch": "vit_base", "recipe": "mocov3_vit"})
     assert "30.54" not in md and "87.17" not in md
+
+
+def test_report_shows_the_moco_papers_rows_with_their_tables(tmp_path):
+    """The MoCo paper's random init, supervised and MoCo v1 rows (arXiv:1911.05722 Table 2b for VOC, 5a for COCO;
+    values: tests/test_protocols.py MOCO_PAPER) stand beside the checkpoint, each citing its table and setup."""
+    runs = [done("voc", {"bbox/AP50": 70.0}), done("coco", {"bbox/AP": 30.0, "segm/AP75": 20.0})]
+    md = report.write(str(tmp_path), runs, {"weights": None, "arch": "resnet50", "recipe": "mocov2_r50"})
+    line = {tuple(c.strip() for c in l.split("|")[1:3]): l for l in md.splitlines() if l.startswith("| ")}
+    sources = md.split("Sources of the published numbers")[1]
+    notes = {n.split(". ", 1)[1]: n.split(". ", 1)[0] for n in sources.strip().splitlines() if ". " in n}
+    table2b = next(n for text, n in notes.items() if text.startswith("MoCo paper (arXiv:1911.05722) Table 2b; "
+                                                                      "detectron2, moco detection/configs/"))
+    table5a = next(n for text, n in notes.items() if text.startswith("MoCo paper (arXiv:1911.05722) Table 5a; "
+                                                                      "detectron2, Mask R-CNN R50-FPN 1x"))
+    ap50 = line[("voc", "bbox/AP50")]
+    assert f"random 60.20 [{table2b}]" in ap50 and f"supervised 81.30 [{table2b}]" in ap50
+    assert f"MoCo v1 IN-1M 81.50 [{table2b}]" in ap50 and "random 59.02 [" in ap50  # beside the zoo's
+    assert f"random 31.00 [{table5a}]" in line[("coco", "bbox/AP")] and "supervised 38.90" in line[("coco", "bbox/AP")]
+    assert f"MoCo v1 IN-1M 37.70 [{table5a}]" in line[("coco", "segm/AP75")]
+    assert "not released" in next(text for text, n in notes.items() if n == table5a)

@@ -221,6 +221,7 @@ def test_task_list_prints_every_task_with_schedule_data_and_published_numbers(ca
     # moco detection/configs/pascal_voc_R_50_C4_24k.yaml: MAX_ITER 24000, IMS_PER_BATCH 16; moco detection/README 82.4
     assert "24000 iterations x 16 images per update" in rows["voc"] and "82.4" in rows["voc"]
     assert "random: bbox/AP50 59.02" in rows["voc"] and "VOC2012/" in rows["voc"]
+    assert "random: bbox/AP 31.0; supervised: bbox/AP 38.9" in rows["coco"]  # MoCo paper Table 5a
     # moco main_lincls.py: 100 epochs, batch 256; moco-v3 main_lincls.py: 90 epochs, batch 1024
     assert "mocov2_r50: 100 epochs x 256 images per update" in rows["linear"]
     assert "mocov3_r50: 90 epochs x 1024 images per update" in rows["linear"]
