@@ -81,6 +81,8 @@ SUITE = [  # (id, argv with {data} {tmp/...} placeholders, culprit)
      "not key=value"),
     ("a detectron2 key without a value", [S, "voc", "--data", "{data}", "--quick", "--opts", "SOLVER.MAX_ITER"],
      "no value after"),
+    ("a detectron2 key a flag sets", [S, "voc", "--data", "{data}", "--quick", "--opts", "MODEL.WEIGHTS", "w.pkl"],
+     "--opts MODEL.WEIGHTS: set by the runner's --weights"),
     ("out is a file", [S, "voc", "--data", "{data}", "--quick", "--out", "{tmp/out_file}"], "out_file"),
     ("out holds another checkpoint's results", [S, "voc", "--data", "{data}", "--quick", "--out", "{tmp/out_other}"],
      "holds results for weights /elsewhere/other.pth"),

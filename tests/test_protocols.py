@@ -331,3 +331,58 @@ def test_the_segmentation_runner_refuses_a_misspelt_override(tmp_path, demo_root
             "--work-dir", str(tmp_path / "run"), "--cfg-options", "optim_wrapper.optimizer.lrr=1"]
     refuses(lambda a: entry(train.main, a), argv, "optim_wrapper.optimizer.lrr", capsys, watch=[str(tmp_path)])
     assert not (tmp_path / "run").exists()
+
+
+# per framework: the override flag on the command line and what the runner's args hold (None: it takes none),
+# and its launcher's flag with a value
+CONTRACT = {
+    "detectron2": (["--opts", "SOLVER.MAX_ITER", "-1"], "opts", ["SOLVER.MAX_ITER", "-1"], ["--num-gpus", "2"]),
+    "detectron2-lazy": (["--opts", "train.max_iter=7"], "opts", ["train.max_iter=7"], ["--num-gpus", "2"]),
+    "mmseg": (["--cfg-options", "train_cfg.max_iters=7"], "cfg_options", {"train_cfg.max_iters": 7},
+              ["--launcher", "pytorch"]),
+    "mmpretrain": (["--cfg-options", "train_cfg.max_epochs=7"], "cfg_options", {"train_cfg.max_epochs": 7},
+                   ["--launcher", "pytorch"]),
+    "torch": (["--opts", "k", "1"], None, None, []),
+    "sklearn": (["--opts", "k", "1"], None, None, []),
+}
+
+
+@pytest.mark.parametrize("runner", sorted({p.runner for p in protocols.TASKS.values()}))
+def test_every_runner_parses_the_one_contract_command_line(runner, monkeypatch):
+    """The parser each runner's entry point parses with was made by transfer.runner.parser, and takes the
+    contract's common arguments, its framework's override flag (or refuses one) and its launcher's flags."""
+    import argparse
+
+    from transfer import runner as contract
+
+    module, made = import_module(runner), []
+    original, parse = contract.parser, argparse.ArgumentParser.parse_args
+    (framework,) = {p.framework for p in protocols.TASKS.values() if p.runner == runner}
+
+    def tracked(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    class Parsed(Exception):
+        pass
+
+    def stop(self, argv=None, namespace=None):
+        raise Parsed(self)
+
+    monkeypatch.setattr(contract, "parser", tracked)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
+    with pytest.raises(Parsed) as caught:  # the entry point's first parse: its command line
+        getattr(module, "invoke_main", module.main)(["--help"])
+    cli = caught.value.args[0]
+    assert any(cli is p for p in made), f"{runner} parses with a parser transfer.runner.parser did not make"
+    common = ["--config", "c.cfg", "--data-root", "/data", "--work-dir", "/run", "--seed", "3", "--weights", "w.pkl"]
+    flag, dest, value, launcher = CONTRACT[framework]
+    args = parse(cli, common + launcher + (flag if dest else []))
+    assert (args.config, args.data_root, args.work_dir, args.seed, args.weights) == \
+        ("c.cfg", "/data", "/run", 3, "w.pkl")
+    if dest is None:  # its recipe is its config: no override flag at all
+        with pytest.raises(SystemExit):
+            parse(cli, common + flag)
+        return
+    assert getattr(args, dest) == value
+    assert args.launcher == "pytorch" if framework.startswith("mm") else args.num_gpus == 2

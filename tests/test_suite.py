@@ -90,7 +90,9 @@ def test_launch_commands_for_several_machines(demo_root, tmp_path):
     voc, seg = protocols.TASKS["voc"], protocols.TASKS["seg"]
     d2 = run_suite.command(several, voc, "c.yaml", "out", 0)
     assert d2[d2.index("--num-machines") + 1] == "2" and d2[d2.index("--dist-url") + 1] == "tcp://10.0.0.1:29500"
-    assert d2[d2.index("--machine-rank") + 1] == "1" and d2[-2:] == ["SEED", "0"]
+    assert d2[d2.index("--machine-rank") + 1] == "1" and d2[d2.index("--seed") + 1] == "0"
+    assert d2[d2.index("-m") + 1:d2.index("-m") + 4] == ["transfer.detection.train_net", "--config", "c.yaml"]
+    assert d2[d2.index("--work-dir") + 1] == "out" and "--config-file" not in d2
     cmd = run_suite.command(several, seg, "c.py", "out", 0)
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--launcher" in cmd
     for flag in ("--nproc_per_node=8", "--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1", "--master_port=29500"):

@@ -125,12 +125,8 @@ def command(plan, p, cfg, run_dir, seed):
     machines = ["--num-gpus", str(plan.num_gpus), "--num-machines", str(plan.num_machines),
                 "--machine-rank", str(plan.machine_rank)] + (["--dist-url", plan.dist_url] if plan.dist_url else [])
     w = plan.converted.get(p.weights)
-    if p.framework == "detectron2":
-        cmd = [sys.executable, "-m", p.runner, "--config-file", cfg, "--data-root", root, *machines,
-               "--resume", "OUTPUT_DIR", run_dir, "SEED", str(seed)]
-        return cmd + (["MODEL.WEIGHTS", w] if w else []) + list(overrides)
     common = ["--config", cfg, "--data-root", root, "--work-dir", run_dir, "--seed", str(seed)] + (["--weights", w] if w else [])
-    if p.framework == "detectron2-lazy":
+    if p.framework in ("detectron2", "detectron2-lazy"):
         return [sys.executable, "-m", p.runner, *common, *machines, "--resume"] + (["--opts", *overrides] if overrides else [])
     if p.framework in ("mmseg", "mmpretrain"):
         distributed = plan.num_gpus * plan.num_machines > 1

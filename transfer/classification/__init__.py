@@ -10,7 +10,6 @@ A runner: `python -m transfer.classification.knn --config CFG --data-root ROOT -
 --seed N [--weights CKPT] [--num-heads H] [--features-dir DIR]` writes RUN/final_metrics.json
 ({group: {metric: value}}) and RUN/fingerprint.json.
 """
-import argparse
 import os
 import sys
 
@@ -18,16 +17,14 @@ import yaml
 
 from mococore.files import atomic_json  # noqa: F401  (the runners import it from here)
 from transfer import BadInput  # noqa: F401  (the runners import it from here too)
+from transfer import runner
 
 
 def parser(description):
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--config", required=True, help="YAML under configs/classification/")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--work-dir", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default=None, help="pretraining checkpoint, any layout converters.sources reads "
-                                                   "(random init when left out)")
+    """The runner contract's command line (transfer/runner.py; no override flag: every recipe value is in
+    the YAML), plus the feature runners' own flags."""
+    p = runner.parser(description, "YAML under configs/classification/", "the data root (see README for the layout)",
+                      "pretraining checkpoint, any layout converters.sources reads (random init when left out)")
     p.add_argument("--arch", default=None, help="architecture of a random init (resnet50, vit_small, vit_base)")
     p.add_argument("--num-heads", type=int, default=None, help="ViT heads, when the checkpoint does not record them")
     p.add_argument("--features-dir", default=None, help="feature cache shared between runs (default RUN/features)")

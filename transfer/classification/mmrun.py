@@ -5,17 +5,16 @@ The MMEngine steps (work dir, seed, resume, the load check, fingerprint, train, 
 are the driver's, transfer/mmengine_run.py; the models, data pipeline and metrics are mmpretrain's, built
 from the configs under configs/mmpretrain/.
 """
-import argparse
 import os
 import sys
 
 import torch
-from mmengine.config import DictAction
 
 from converters import to_mmpretrain
 from mococore.images import image_folder as list_image_folder
 from mocodata import validate
 from transfer.classification import BadInput, refuse
+from transfer import runner as contract
 from transfer.classification import predictions, stages  # noqa: F401  (stages registers the Feature1-5 modules)
 from transfer import fingerprint
 from transfer import mmengine_run
@@ -24,18 +23,12 @@ VIT_TYPES = ("VisionTransformer", "MoCoV3ViT")
 
 
 def parser(description):
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--config", required=True, help="configs/mmpretrain/*.py")
-    p.add_argument("--data-root", required=True,
-                   help="folder with imagenet/ (or places205/): {train,val}/<class>/*.jpg, "
-                        "or iNaturalist2018/ with meta/{train,val}.txt")
-    p.add_argument("--work-dir", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default=None, help="backbone from converters/to_mmpretrain.py (random init without)")
-    p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
-    p.add_argument("--cfg-options", nargs="+", action=DictAction)
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    return p
+    """The runner contract's command line (transfer/runner.py) for the mmpretrain runners."""
+    return contract.parser(description, "configs/mmpretrain/*.py",
+                           "folder with imagenet/ (or places205/): {train,val}/<class>/*.jpg, "
+                           "or iNaturalist2018/ with meta/{train,val}.txt",
+                           "backbone from converters/to_mmpretrain.py (random init without)",
+                           override="cfg-options", launcher="mmengine")
 
 
 def build_cfg(config, overrides=()):

@@ -21,7 +21,7 @@ from detectron2.utils import comm
 from omegaconf import OmegaConf
 
 from mocodata import register, validate
-from transfer import BadInput, fingerprint, loadcheck
+from transfer import BadInput, fingerprint, loadcheck, runner
 from converters.safe_pickle import read_numpy_pickle
 from transfer.detection.weights import read_model
 from transfer.runner import finish
@@ -35,18 +35,12 @@ INSTALL = ("install detectron2 at upstream 02b5c4e (ViTDet, native ops): PIP_FIN
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True, help="a LazyConfig under configs/detectron2/vitdet/")
-    p.add_argument("--data-root", required=True, help="folder with coco/{annotations,train2017,val2017}")
-    p.add_argument("--work-dir", required=True, help="run folder: checkpoints, logs, final_metrics.json")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", default="", help="converters/to_detectron2.py output (.pkl); none: random init")
-    p.add_argument("--num-gpus", type=int, default=1)
-    p.add_argument("--num-machines", type=int, default=1)
-    p.add_argument("--machine-rank", type=int, default=0)
-    p.add_argument("--dist-url", default="auto")
-    p.add_argument("--resume", action="store_true", help="continue from the work dir's last checkpoint")
-    p.add_argument("--opts", nargs="*", default=[], help="LazyConfig overrides, e.g. train.max_iter=100")
+    """The runner contract's command line (transfer/runner.py) with LazyConfig's key=value overrides."""
+    p = runner.parser(__doc__.split("\n")[0], "a LazyConfig under configs/detectron2/vitdet/",
+                      "folder with coco/{annotations,train2017,val2017}",
+                      "converters/to_detectron2.py output (.pkl); none: random init",
+                      override="lazy-opts", launcher="detectron2")
+    p.set_defaults(weights="")  # train.init_checkpoint's own "none"
     return p
 
 

@@ -2,12 +2,15 @@
 
 moco's detection/train_net.py on detectron2's own DefaultTrainer and launch(), plus: the data
 root is registered in every worker, SyncBN becomes BN at world size 1 (nn.SyncBatchNorm needs a
-process group), the run ends by writing final_metrics.json. Examples:
+process group), the run ends by writing final_metrics.json. Its command line is the runner contract's
+(transfer/runner.py): --work-dir, --seed and --weights are the config's OUTPUT_DIR, SEED and MODEL.WEIGHTS,
+and detectron2's KEY VALUE overrides follow --opts. Examples:
 
-    python -m transfer.detection.train_net --config-file configs/detectron2/pascal_voc_R_50_C4_24k_moco.yaml \
-        --data-root /data --num-gpus 8 MODEL.WEIGHTS out.pkl
+    python -m transfer.detection.train_net --config configs/detectron2/pascal_voc_R_50_C4_24k_moco.yaml \
+        --data-root /data --work-dir out/voc --seed 0 --weights out.pkl --num-gpus 8 [--opts SOLVER.MAX_ITER 100]
     python -m transfer.detection.train_net ... --num-machines 2 --machine-rank 0 --dist-url tcp://host:port
 """
+import argparse
 import json
 import logging
 import os
@@ -16,15 +19,14 @@ import sys
 
 import torch
 from detectron2.config import get_cfg
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, hooks, launch
+from detectron2.engine import DefaultTrainer, default_setup, hooks, launch
 from detectron2.utils import comm
 
-from mococore.errors import refuse
 from mococore.files import atomic_json
 from mocodata import register
-from transfer import BadInput, fingerprint, loadcheck
+from transfer import BadInput, fingerprint, loadcheck, runner
 from transfer.detection.weights import read_model
-from transfer.runner import finish
+from transfer.runner import entry, finish
 from transfer.detection import heads  # noqa: F401  (registers Res5ROIHeadsExtraNorm)
 from transfer.detection.coco_eval import FastCOCOEvaluator
 from transfer.detection.voc_eval import FastPascalVOCDetectionEvaluator
@@ -80,15 +82,31 @@ def check_backbone_loaded(path, model):
     return loadcheck.check_loaded(path, expected, actual, new=[r"^res5\.norm\."])  # the protocol's extra norm
 
 
+# the config keys the contract's flags set: one way each
+OWN = {"OUTPUT_DIR": "--work-dir (run_suite: --out)", "SEED": "--seed (run_suite: --seeds)", "MODEL.WEIGHTS": "--weights"}
+
+
 def build_cfg(config, overrides=()):
     """The one way a detectron2 protocol config is built: the file, then the --opts KEY VALUE pairs (keys
-    the config has: yacs refuses others)."""
+    the config has: yacs refuses others; not those the contract's flags set)."""
+    taken = [k for k in list(overrides)[::2] if k in OWN]
+    if taken:
+        raise BadInput(f"--opts {taken[0]}: set by the runner's {OWN[taken[0]]}; give it there")
     cfg = get_cfg()
     cfg.merge_from_file(config)
     try:
         cfg.merge_from_list(list(overrides))
     except (KeyError, ValueError, AssertionError, AttributeError) as e:
         raise BadInput(f"--opts {' '.join(overrides)}: {e}") from None
+    return cfg
+
+
+def run_cfg(args):
+    """This run's config: the protocol's, with the contract's work dir, seed and weights."""
+    cfg = build_cfg(args.config, args.opts)
+    cfg.OUTPUT_DIR, cfg.SEED = args.work_dir, args.seed
+    if args.weights:
+        cfg.MODEL.WEIGHTS = args.weights
     return cfg
 
 
@@ -106,10 +124,11 @@ def adapt_to_world(cfg, world_size):
 
 
 def setup(args):
-    cfg = build_cfg(args.config_file, args.opts)
+    cfg = run_cfg(args)
     adapt_to_world(cfg, comm.get_world_size())  # what the world size and the device change
     cfg.freeze()
-    default_setup(cfg, args)  # logs the environment, writes the effective config.yaml
+    # logs the environment and the config file (detectron2 names it args.config_file), writes config.yaml
+    default_setup(cfg, argparse.Namespace(config_file=args.config, **vars(args)))
     return cfg
 
 
@@ -136,29 +155,42 @@ def main(args):
     return results
 
 
+class Renamed(argparse.Action):
+    """detectron2's --config-file: named, with the contract's flag to use instead."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(f"{option_string}: this runner takes the runner contract's --config CFG --work-dir RUN "
+                     "[--seed N] [--weights W] [--opts KEY VALUE ...] (OUTPUT_DIR, SEED and MODEL.WEIGHTS are flags)")
+
+
 def build_parser():
-    parser = default_argument_parser()
-    parser.add_argument("--data-root", required=True, help="folder with VOC2007/, VOC2012/, coco/")
-    return parser
+    """The runner contract's command line (transfer/runner.py) with detectron2's KEY VALUE overrides."""
+    p = runner.parser(__doc__.split("\n")[0], "a yacs config under configs/detectron2/",
+                      "folder with VOC2007/, VOC2012/, coco/",
+                      "converters/to_detectron2.py output (.pkl), MODEL.WEIGHTS; none: the config's (random init)",
+                      override="opts", launcher="detectron2")
+    p.add_argument("--eval-only", action="store_true", help="evaluate the weights (or, with --resume, the "
+                                                            "work dir's last checkpoint) without training")
+    p.add_argument("--config-file", action=Renamed, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return p
 
 
 def preflight(args):
     """The overrides and the weights, checked before any process starts: a .pkl is read with the
     numpy-only unpickler here, before detectron2's checkpointer (a plain pickle.load) sees it."""
-    cfg = build_cfg(args.config_file, args.opts)
+    cfg = run_cfg(args)
     if cfg.MODEL.WEIGHTS and not cfg.MODEL.WEIGHTS.startswith(("detectron2://", "http://", "https://")):
-        read_model(cfg.MODEL.WEIGHTS, "MODEL.WEIGHTS")
+        read_model(cfg.MODEL.WEIGHTS, "--weights" if args.weights else f"{args.config}: MODEL.WEIGHTS")
 
 
 def invoke_main(argv=None):
+    """Parse, check in this process (BadInput: exit 2 through entry()), then launch the workers."""
     args = build_parser().parse_args(argv)
-    try:
-        preflight(args)
-    except BadInput as e:
-        sys.exit(refuse(str(e)))
+    preflight(args)
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
+    return 0
 
 
 if __name__ == "__main__":
-    invoke_main()
+    sys.exit(entry(invoke_main))

@@ -7,17 +7,16 @@ by transfer/mmengine_run.py; here only what is MMSeg's: data folders, weights, f
 The converted backbone is checked tensor by tensor before the first iteration: a checkpoint
 that did not load stops the run instead of training from random init (mmselfsup#89).
 """
-import argparse
 import os
 import sys
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 from transfer import fingerprint, mmengine_run, perimage
+from transfer import runner as contract
 from transfer.runner import entry
 from transfer.mmengine_run import build_cfg
 
@@ -77,16 +76,11 @@ def write_per_image(run_dir, evaluator):
 
 
 def parser():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--config", required=True)
-    p.add_argument("--data-root", required=True, help="folder with VOC2012/ (VOC12aug layout)")
-    p.add_argument("--work-dir", required=True)
-    p.add_argument("--weights", default=None, help="backbone from converters/to_mmseg.py")
-    p.add_argument("--seed", type=int, default=0)
+    """The runner contract's command line (transfer/runner.py), plus --task."""
+    p = contract.parser(__doc__.split("\n")[0], "configs/mmseg/*.py", "folder with VOC2012/ (VOC12aug layout), "
+                        "ADEChallengeData2016/ or cityscapes/", "backbone from converters/to_mmseg.py (random init without)",
+                        override="cfg-options", launcher="mmengine")
     p.add_argument("--task", default="seg", help="the protocol (transfer/protocols.py) the fingerprint compares with")
-    p.add_argument("--launcher", default="none", choices=["none", "pytorch", "slurm", "mpi"])
-    p.add_argument("--cfg-options", nargs="+", action=DictAction)
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     return p
 
 
