@@ -7,18 +7,17 @@ results (no runs needed):
 - mAP: VOC07 test, 4,952 images x 20 classes (SVM); low-shot, 5 samples per k;
 - mIoU: ADE20K val, 2,000 images x 150 classes; VOC12 val, 1,449 x 21; Cityscapes val, 500 x 19;
 - COCO val size (5,000 images) for a per-image metric at that size: mAP over 80 classes.
-Each line: seconds for one table row (both sides, every seed) and the peak RSS. Prints a JSON summary.
+Each line: seconds for one table row (both sides, every seed) and the peak RSS during it
+(tools/bench_harness.py). Prints a JSON summary.
 """
 import argparse
-import json
 import os
-import resource
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_harness import measure, print_json, status_kb  # noqa: E402
 from transfer import compare  # noqa: E402
 
 
@@ -63,15 +62,14 @@ def main(argv=None):
     out = {}
     for name, metric, make, n, classes, extra in CASES:
         sides = [[make(n, classes, rng, **extra) for _ in range(args.seeds)] for _ in range(2)]
-        start = time.time()
-        stats = compare.bootstrap(metric, sides, resamples, 0)
-        sec = time.time() - start
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+        before = status_kb("VmRSS") / 2 ** 20
+        stats, sec, _, added = measure(lambda: compare.bootstrap(metric, sides, resamples, 0))
+        peak = before + added / 2 ** 30
         out[name] = {"seconds": round(sec, 2), "images": n, "classes": classes, "resamples": resamples,
                      "seeds_per_side": args.seeds, "peak_rss_gib": round(peak, 2)}
         print(f"{name}: {n} images x {classes} classes, {resamples} resamples, {args.seeds} seed(s) a side: "
               f"{sec:.1f} s (peak RSS {peak:.2f} GiB; difference sd {np.std(stats[1] - stats[0]):.3f})", flush=True)
-    print(json.dumps(out))
+    print_json(out)
 
 
 if __name__ == "__main__":

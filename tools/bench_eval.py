@@ -28,223 +28,27 @@ AP75): the largest difference is printed.
 """
 import argparse
 import contextlib
-import gc
 import json
 import os
 import pickle
-import statistics
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from bench_data import COCO_CAT_IDS, VOC_CLASSES, make_coco, make_voc  # noqa: E402
+from bench_harness import low_mid, machine, measure, schedule  # noqa: E402
 
-COCO_CAT_IDS = [i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]
-COCO_SIZES = [(480, 640), (640, 480), (427, 640), (640, 427), (426, 640), (375, 500), (500, 375), (612, 612)]
-VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-               "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-               "train", "tvmonitor")
-VOC_CLASS_WEIGHTS = np.array([3, 3, 4, 3, 5, 2, 10, 3, 9, 2, 2, 4, 3, 3, 32, 5, 2, 3, 2, 3], dtype=float)
 COCO_METHODS = {"pycocotools": "pycocotools", "faster": "faster-coco-eval", "ours": "ours (FastCOCOEvaluator)",
                 "d2native": "detectron2 native"}
 VOC_METHODS = {"d2": "detectron2 PascalVOCDetectionEvaluator", "ours": "ours (FastPascalVOCDetectionEvaluator)"}
 
 
 # ---------------------------------------------------------------------------------------------
-# data (deterministic; written once under output/bench/)
-
-def star_polygons(rng, cx, cy, r, vertices=16):
-    """(m, 2 * vertices) polygons, star-shaped around (cx, cy), radius about r."""
-    m = len(cx)
-    ang = np.sort(rng.uniform(0, 2 * np.pi, (m, vertices)), axis=1)
-    rad = r[:, None] * rng.uniform(0.55, 1.0, (m, vertices))
-    aspect = np.exp(rng.normal(0, 0.35, m))[:, None]
-    return np.stack([cx[:, None] + rad * np.cos(ang) * aspect, cy[:, None] + rad * np.sin(ang) / aspect], axis=2)
-
-
-def clip_polygons(p, h, w):
-    p = p.copy()
-    p[..., 0] = np.clip(p[..., 0], 0, w)
-    p[..., 1] = np.clip(p[..., 1], 0, h)
-    return p
-
-
-def make_coco(folder, n_images, dets_per_image, seed=0):
-    """COCO-val-like ground truth (json) and detectron2-style predictions (pickle); cached."""
-    from pycocotools import mask as mask_util
-
-    from mocodata.builtin import rle_counts
-
-    gt_path, pred_path = os.path.join(folder, "instances.json"), os.path.join(folder, "predictions.pkl")
-    if os.path.exists(pred_path):
-        return gt_path, pred_path
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    cat_p = 1.0 / (np.arange(80) + 3.0) ** 1.1
-    cat_p[0] += 1.0  # "person": a quarter of the objects, as in COCO
-    cat_p /= cat_p.sum()
-    image_ids = np.sort(rng.choice(600_000, n_images, replace=False)) + 1
-    images, anns, predictions = [], [], []
-    for image_id in image_ids.tolist():
-        h, w = COCO_SIZES[rng.integers(len(COCO_SIZES))]
-        images.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "height": h, "width": w})
-        n = min(int(rng.negative_binomial(2, 2 / 9.4)), 60)
-        r = np.exp(rng.uniform(np.log(3), np.log(230), n))  # about COCO's small/medium/large mix
-        cx, cy = rng.uniform(0, w, n), rng.uniform(0, h, n)
-        raw = star_polygons(rng, cx, cy, r)
-        polys = clip_polygons(raw, h, w)
-        cats = rng.choice(80, n, p=cat_p)
-        crowd = rng.random(n) < 0.01
-        rles = mask_util.frPyObjects([p.reshape(-1).tolist() for p in polys], h, w) if n else []
-        areas = mask_util.area(rles) if n else []
-        keep = []
-        for j in range(n):
-            if areas[j] < 1:
-                continue
-            keep.append(j)
-            x0, y0 = polys[j].min(axis=0)
-            x1, y1 = polys[j].max(axis=0)
-            ann = {"id": len(anns) + 1, "image_id": image_id, "category_id": COCO_CAT_IDS[cats[j]],
-                   "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], "area": float(areas[j]),
-                   "iscrowd": int(crowd[j])}
-            if crowd[j]:  # COCO's crowd regions: uncompressed RLE
-                m = mask_util.decode(rles[j])
-                ann["segmentation"] = {"counts": rle_counts(m), "size": [h, w]}
-            else:
-                ann["segmentation"] = [[round(float(v), 2) for v in polys[j].reshape(-1)]]
-            anns.append(ann)
-        # detections: 1-3 per found object (shifted, rescaled, sometimes the wrong class), the rest
-        # false positives, 100 in all, as Mask R-CNN's top-100
-        src = [j for j in keep if not crowd[j] and rng.random() < 0.85]
-        src = [j for j in src for _ in range(1 + int(rng.random() < 0.25) + int(rng.random() < 0.05))]
-        k = len(src)
-        det = raw[src] if k else np.zeros((0, 16, 2))
-        rk = r[src] if k else np.zeros(0)
-        centre = det.mean(axis=1, keepdims=True)
-        det = (centre + (det - centre) * rng.uniform(0.85, 1.15, (k, 1, 1))
-               + rng.normal(0, 0.08, (k, 1, 2)) * rk[:, None, None] + rng.normal(0, 0.04, (k, 16, 2)) * rk[:, None, None])
-        det_cats = np.where(rng.random(k) < 0.9, cats[src] if k else [], rng.choice(80, k, p=cat_p))
-        det_scores = rng.uniform(0.3, 1.0, k)
-        f = max(dets_per_image - k, 0)
-        fp = star_polygons(rng, rng.uniform(0, w, f), rng.uniform(0, h, f), np.exp(rng.uniform(np.log(3), np.log(230), f)))
-        det = clip_polygons(np.concatenate([det, fp]), h, w)
-        det_cats = np.concatenate([det_cats, rng.choice(80, f, p=cat_p)]).astype(int)
-        det_scores = np.concatenate([det_scores, rng.uniform(0.0, 0.6, f) ** 1.5]).astype(np.float32)
-        order = np.argsort(-det_scores, kind="stable")[:dets_per_image]
-        det, det_cats, det_scores = det[order], det_cats[order], det_scores[order]
-        x0y0 = det.min(axis=1) + rng.normal(0, 1.0, (len(det), 2))
-        x1y1 = np.maximum(det.max(axis=1) + rng.normal(0, 1.0, (len(det), 2)), x0y0 + 1)
-        boxes = np.concatenate([x0y0, x1y1 - x0y0], axis=1).astype(np.float32).tolist()
-        rles = mask_util.frPyObjects([p.reshape(-1).tolist() for p in det], h, w) if len(det) else []
-        instances = []
-        for b, c, s, rle in zip(boxes, det_cats.tolist(), det_scores.tolist(), rles):
-            instances.append({"image_id": image_id, "category_id": c, "bbox": b, "score": s,
-                              "segmentation": {"size": [h, w], "counts": rle["counts"].decode()}})
-        predictions.append({"image_id": image_id, "instances": instances})
-    categories = [{"id": c, "name": f"class{c}", "supercategory": "thing"} for c in COCO_CAT_IDS]
-    with open(gt_path + ".tmp", "w") as f:
-        json.dump({"info": {"description": "tools/bench_eval.py synthetic COCO val"}, "licenses": [],
-                   "images": images, "annotations": anns, "categories": categories}, f)
-    with open(pred_path + ".tmp", "wb") as f:
-        pickle.dump(predictions, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(gt_path + ".tmp", gt_path)
-    os.replace(pred_path + ".tmp", pred_path)
-    return gt_path, pred_path
-
-
-def make_voc(folder, n_images, dets_per_image, seed=0):
-    """VOC07-test-like annotations (XML, image set) and detections (pickle of arrays); cached."""
-    base, pred_path = os.path.join(folder, "VOC2007"), os.path.join(folder, "predictions.pkl")
-    if os.path.exists(pred_path):
-        return base, pred_path
-    os.makedirs(os.path.join(base, "Annotations"), exist_ok=True)
-    os.makedirs(os.path.join(base, "ImageSets", "Main"), exist_ok=True)
-    rng = np.random.default_rng(seed)
-    cls_p = VOC_CLASS_WEIGHTS / VOC_CLASS_WEIGHTS.sum()
-    names = [f"{i:06d}" for i in np.sort(rng.choice(np.arange(1, 9964), n_images, replace=False))]
-    predictions = []
-    for name in names:
-        w, h = int(rng.integers(300, 501)), int(rng.integers(250, 501))
-        n = 1 + int(rng.negative_binomial(2, 0.5))
-        bw = np.minimum(np.exp(rng.uniform(np.log(12), np.log(w), n)), w - 1)
-        bh = np.minimum(bw * np.exp(rng.normal(0, 0.4, n)), h - 1)
-        x0 = 1 + rng.uniform(0, w - bw)
-        y0 = 1 + rng.uniform(0, h - bh)
-        gt = np.stack([x0, y0, np.minimum(x0 + bw, w), np.minimum(y0 + bh, h)], 1).astype(int)
-        cats = rng.choice(20, n, p=cls_p)
-        difficult = rng.random(n) < np.where(bw * bh < 0.02 * w * h, 0.5, 0.12)
-        root = ET.Element("annotation")
-        ET.SubElement(root, "filename").text = name + ".jpg"
-        size = ET.SubElement(root, "size")
-        for k, v in (("width", w), ("height", h), ("depth", 3)):
-            ET.SubElement(size, k).text = str(v)
-        for b, c, d in zip(gt.tolist(), cats.tolist(), difficult.tolist()):
-            obj = ET.SubElement(root, "object")
-            ET.SubElement(obj, "name").text = VOC_CLASSES[c]
-            ET.SubElement(obj, "pose").text = "Unspecified"
-            ET.SubElement(obj, "truncated").text = "0"
-            ET.SubElement(obj, "difficult").text = str(int(d))
-            box = ET.SubElement(obj, "bndbox")
-            for k, v in zip(("xmin", "ymin", "xmax", "ymax"), b):
-                ET.SubElement(box, k).text = str(v)
-        ET.ElementTree(root).write(os.path.join(base, "Annotations", name + ".xml"))
-        # detections in detectron2's coordinates (VOC's 1-based xmin/ymin minus 1)
-        src = [j for j in range(n) if rng.random() < 0.9]
-        src = [j for j in src for _ in range(1 + int(rng.random() < 0.3) + int(rng.random() < 0.1))]
-        k = len(src)
-        g = gt[src].astype(float) - [1, 1, 0, 0] if k else np.zeros((0, 4))
-        wh = np.concatenate([g[:, 2:] - g[:, :2]] * 2, axis=1)
-        boxes = g + rng.normal(0, 0.08, (k, 4)) * wh
-        det_cats = np.where(rng.random(k) < 0.85, cats[src] if k else [], rng.choice(20, k, p=cls_p))
-        scores = rng.uniform(0.3, 1.0, k)
-        f = max(dets_per_image - k, 0)
-        fw, fh = np.exp(rng.uniform(np.log(8), np.log(w), f)), np.exp(rng.uniform(np.log(8), np.log(h), f))
-        fx, fy = rng.uniform(0, w - fw), rng.uniform(0, h - fh)
-        boxes = np.concatenate([boxes, np.stack([fx, fy, fx + fw, fy + fh], 1)])
-        boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, w)
-        boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, h)
-        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
-        det_cats = np.concatenate([det_cats, rng.choice(20, f, p=cls_p)]).astype(np.int64)
-        scores = np.concatenate([scores, rng.uniform(0.05, 0.7, f)]).astype(np.float32)
-        order = np.argsort(-scores, kind="stable")[:dets_per_image]
-        predictions.append((name, boxes[order].astype(np.float32), scores[order], det_cats[order]))
-    with open(os.path.join(base, "ImageSets", "Main", "test.txt"), "w") as f:
-        f.write("\n".join(names) + "\n")
-    with open(pred_path + ".tmp", "wb") as f:
-        pickle.dump(predictions, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(pred_path + ".tmp", pred_path)
-    return base, pred_path
-
-
-# ---------------------------------------------------------------------------------------------
 # one measurement (in a fresh process)
-
-def status_kb(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def measure(fn):
-    """(result, wall s, cpu s, peak MB above the resident size at the start)."""
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # resets the peak resident size (VmHWM) to the current one
-    except OSError:
-        pass
-    base = status_kb("VmRSS")
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = fn()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return out, wall, cpu, (status_kb("VmHWM") - base) / 1024
-
 
 def per_category_ap(precision):
     """detectron2's per-category AP from COCOeval.eval["precision"] (x100, nan where undefined)."""
@@ -301,7 +105,7 @@ def coco_worker(method, task, gt_path, pred_path):
             res, wall, cpu, peak = measure(ev.evaluate)
         stats = ev.coco_stats[task] if method == "ours" else list(captured["eval"].stats)
         per_cat = [res[task]["AP-" + c] for c in ev._metadata.thing_classes]
-        return {"wall": wall, "cpu": cpu, "peak_mb": peak, "numbers": [float(s) for s in stats] + per_cat}
+        return {"wall": wall, "cpu": cpu, "peak_mb": peak / 2 ** 20, "numbers": [float(s) for s in stats] + per_cat}
 
     to_dataset = dict(enumerate(COCO_CAT_IDS))
     results = [r for p in predictions for r in p["instances"]]
@@ -324,7 +128,7 @@ def coco_worker(method, task, gt_path, pred_path):
         return ev
     with contextlib.redirect_stdout(None):
         ev, wall, cpu, peak = measure(run)
-    return {"wall": wall, "cpu": cpu, "peak_mb": peak,
+    return {"wall": wall, "cpu": cpu, "peak_mb": peak / 2 ** 20,
             "numbers": [float(s) for s in ev.stats] + per_category_ap(ev.eval["precision"])}
 
 
@@ -347,7 +151,8 @@ def voc_worker(method, base, pred_path):
         ev.process([{"image_id": name}], [{"instances": inst}])
     del predictions
     res, wall, cpu, peak = measure(ev.evaluate)
-    return {"wall": wall, "cpu": cpu, "peak_mb": peak, "numbers": [float(res["bbox"][k]) for k in ("AP", "AP50", "AP75")]}
+    return {"wall": wall, "cpu": cpu, "peak_mb": peak / 2 ** 20,
+            "numbers": [float(res["bbox"][k]) for k in ("AP", "AP50", "AP75")]}
 
 
 def worker(spec):
@@ -380,8 +185,7 @@ def largest_difference(a, b):
 
 
 def stat(runs, key, how):
-    values = [r[key] for r in runs]
-    return min(values) if how == "min" else statistics.median(values)
+    return low_mid([r[key] for r in runs])[how == "median"]
 
 
 def print_table(title, rows, reference, labels, vs):
@@ -418,7 +222,8 @@ def print_summary(rows, ours, labels, within, faster_than):
             if (task, m) in rows:
                 x = rows[task, m]
                 parts.append(f"{stat(x, 'wall', 'min') / stat(o, 'wall', 'min'):.1f}x (min) "
-                             f"{stat(x, 'wall', 'median') / stat(o, 'wall', 'median'):.1f}x (median) faster than {labels[m]}")
+                             f"{stat(x, 'wall', 'median') / stat(o, 'wall', 'median'):.1f}x (median) "
+                             f"faster than {labels[m]}")
         print(f"  {task}: " + "; ".join(parts))
     print()
 
@@ -460,17 +265,14 @@ def main():
         specs += [{"what": "voc", "method": m, "task": "bbox", "base": base, "pred": vpred} for m in VOC_METHODS]
 
     results = {}
-    for r in range(rounds):
+    for r, order in enumerate(schedule(range(len(specs)), rounds, rotate=True)):
         t0 = time.perf_counter()
-        shift = r % len(specs)
-        for spec in specs[shift:] + specs[:shift]:  # interleaved, the order rotating
+        for spec in (specs[i] for i in order):
             results.setdefault((spec["what"], spec["task"], spec["method"]), []).append(run_one(spec))
         print(f"round {r + 1}/{rounds}: {time.perf_counter() - t0:.0f} s", flush=True)
     print()
-    load = os.getloadavg()[0]
-    machine = f"{os.cpu_count()} cores, load average {load:.1f} at the end, Python {sys.version.split()[0]}"
     print(f"seconds (wall: elapsed, cpu: user+system of the process), peak MB above the inputs; {rounds} round(s); "
-          f"{machine}")
+          f"{machine()}")
     print()
     coco = {(t, m): v for (w, t, m), v in results.items() if w == "coco"}
     if coco:

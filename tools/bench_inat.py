@@ -9,7 +9,8 @@
 - times the all-pairs join of mmselfsup 0.x tools/data_converters/convert_inaturalist.py (every image
   against every annotation) on the first 1,000-4,000 train images, and extrapolates it (quadratic) to
   the real train file.
-Prints one line per figure and a JSON summary.
+Prints one line per figure and a JSON summary (the JSON files: tools/bench_data.py; timing:
+tools/bench_harness.py).
 """
 import argparse
 import json
@@ -20,34 +21,12 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from bench_data import inat_json  # noqa: E402
+from bench_harness import low_mid, measure, print_json  # noqa: E402
+
 TRAIN, VAL, CLASSES = 437_513, 24_426, 8142  # visipedia/inat_comp 2018 README
-SUPERS = ("Plantae", "Insecta", "Aves", "Actinopterygii", "Fungi", "Reptilia", "Mollusca", "Mammalia")
-
-
-def generate(base, n_train, n_val, classes, seed=0):
-    """train2018.json and val2018.json shaped like the official ones; returns their sizes in MB."""
-    rng = np.random.default_rng(seed)
-    cats = [{"id": c, "name": f"{c}", "supercategory": SUPERS[c % 8], "kingdom": "k", "phylum": "p",
-             "class": "c", "order": "o", "family": "f", "genus": "g"} for c in range(classes)]
-    sizes, first = {}, 0
-    for split, n in (("train", n_train), ("val", n_val)):
-        labels = np.concatenate([np.arange(classes), rng.integers(0, classes, max(0, n - classes))])[:n]
-        ids = np.arange(first, first + n)
-        images = [{"id": int(i), "width": 800, "height": 600, "license": 3, "rights_holder": "someone",
-                   "file_name": f"train_val2018/{SUPERS[c % 8]}/{c}/{rng.bytes(16).hex()}.jpg"}
-                  for i, c in zip(ids, labels)]
-        order = rng.permutation(n)  # the annotations in another order than the images
-        anns = [{"id": int(ids[k]), "image_id": int(ids[k]), "category_id": int(labels[k])} for k in order]
-        path = os.path.join(base, f"{split}2018.json")
-        with open(path, "w") as f:
-            json.dump({"info": {"year": 2018}, "images": images, "categories": cats, "annotations": anns,
-                       "licenses": []}, f)
-        sizes[split] = os.path.getsize(path) / 2 ** 20
-        first += n
-    return sizes
 
 
 def all_pairs(images, anns):
@@ -67,9 +46,7 @@ def bench_reference(json_path, counts):
         images = data["images"][:n]
         keep = {im["id"] for im in images}
         anns = [a for a in data["annotations"] if a["image_id"] in keep]
-        start = time.perf_counter()
-        lines = all_pairs(images, anns)
-        out[n] = time.perf_counter() - start
+        lines, out[n], _, _ = measure(lambda: all_pairs(images, anns))
         assert len(lines) == n
         print(f"all-pairs join, {n:,} images x {n:,} annotations: {out[n]:.2f} s", flush=True)
     return out
@@ -86,7 +63,7 @@ def main(argv=None):
         base = os.path.join(root, "iNaturalist2018")
         os.makedirs(base)
         t = time.perf_counter()
-        mb = generate(base, n_train, n_val, CLASSES)
+        mb = inat_json(base, n_train, n_val, CLASSES)
         print(f"generated train2018.json ({n_train:,} images, {mb['train']:.0f} MB) and val2018.json "
               f"({n_val:,}, {mb['val']:.0f} MB), {CLASSES} categories, in {time.perf_counter() - t:.1f} s", flush=True)
         code = ("import resource, sys, time; from mocodata import inat; t = time.perf_counter(); "
@@ -97,10 +74,10 @@ def main(argv=None):
             out = subprocess.run([sys.executable, "-c", code, root], cwd=REPO, check=True, capture_output=True,
                                  text=True).stdout.split()
             runs.append((float(out[0]), float(out[1])))
-        ours = min(r[0] for r in runs)
+        ours, median = low_mid([r[0] for r in runs])
         lines = sum(1 for _ in open(os.path.join(base, "meta", "train.txt")))
         assert lines == n_train, lines
-        print(f"inat18-meta (dict join, both files): {ours:.2f} s min / {sorted(r[0] for r in runs)[1]:.2f} s median "
+        print(f"inat18-meta (dict join, both files): {ours:.2f} s min / {median:.2f} s median "
               f"of 3, peak RSS {max(r[1] for r in runs):.2f} GiB", flush=True)
         counts = (500, 1000, 2000) if args.quick else (1000, 2000, 4000)
         ref = bench_reference(os.path.join(base, "train2018.json"), counts)
@@ -109,9 +86,9 @@ def main(argv=None):
         ratio = "" if args.quick else f" ({full / ours:,.0f}x inat18-meta on both files)"
         print(f"all-pairs join extrapolated to the real train2018.json ({TRAIN:,}^2 comparisons at "
               f"{per_pair * 1e9:.1f} ns each): {full / 3600:.1f} h{ratio}")
-        print(json.dumps({"train_images": n_train, "val_images": n_val, "classes": CLASSES, "json_mb": mb,
-                          "inat18_meta_s": ours, "peak_rss_gib": max(r[1] for r in runs),
-                          "all_pairs_s": ref, "all_pairs_real_train_h_extrapolated": full / 3600}))
+        print_json({"train_images": n_train, "val_images": n_val, "classes": CLASSES, "json_mb": mb,
+                    "inat18_meta_s": ours, "peak_rss_gib": max(r[1] for r in runs),
+                    "all_pairs_s": ref, "all_pairs_real_train_h_extrapolated": full / 3600})
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

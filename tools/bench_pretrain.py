@@ -5,7 +5,8 @@
 
 Every comparison runs its variants in interleaved rounds (A B A B ...), so a machine that gets
 busier or quieter affects both alike; each prints min and median seconds, the ratio of both, and
-the peak memory of one round (CPU: resident set growth, sampled; GPU: torch's peak allocation).
+the peak memory of one round (CPU: resident set growth; GPU: torch's peak allocation), through
+tools/bench_harness.py; the JPEGs come from tools/bench_data.py.
 1. The two-crop augmentation on one core: the official pipelines, written here from their
    definitions (moco `main_moco.py --aug-plus` with `moco.loader.GaussianBlur`; moco-v3
    `main_moco.py` augmentation1/2 with its GaussianBlur and Solarize; ImageFolder's PIL loader),
@@ -17,11 +18,8 @@ the peak memory of one round (CPU: resident set growth, sampled; GPU: torch's pe
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
-import threading
-import time
 
 import cv2
 import numpy as np
@@ -30,6 +28,8 @@ from PIL import Image, ImageFilter, ImageOps
 from torchvision import transforms as T
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_data import write_jpegs  # noqa: E402
+from bench_harness import interleaved, report  # noqa: E402
 from pretrain import augment, config, engine, gpu_augment, run  # noqa: E402
 
 
@@ -56,7 +56,8 @@ def official(method):
     if method == "mocov2":  # aug+: one pipeline, applied twice
         views = [official_view(0.2, (0.4, 0.4, 0.4, 0.1), 0.5, 0.0)] * 2
     else:  # BYOL's asymmetric pair, ViT crop-min 0.08
-        views = [official_view(0.08, (0.4, 0.4, 0.2, 0.1), 1.0, 0.0), official_view(0.08, (0.4, 0.4, 0.2, 0.1), 0.1, 0.2)]
+        views = [official_view(0.08, (0.4, 0.4, 0.2, 0.1), 1.0, 0.0),
+                 official_view(0.08, (0.4, 0.4, 0.2, 0.1), 0.1, 0.2)]
 
     def load(path, rng=None):
         with open(path, "rb") as f:
@@ -65,88 +66,7 @@ def official(method):
     return load
 
 
-# --- measurement ------------------------------------------------------------------------------
-
-class PeakMemory:
-    """Peak growth of memory during a block: torch's peak allocation on a GPU, else the resident set
-    sampled every millisecond (/proc/self/statm)."""
-
-    def __init__(self, device):
-        self.device, self.peak = device, 0
-
-    def rss(self):
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return self
-        self.base, self.done = self.rss(), False
-        self.thread = threading.Thread(target=self.sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def sample(self):
-        while not self.done:
-            self.peak = max(self.peak, self.rss() - self.base)
-            time.sleep(0.001)
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self.done = True
-            self.thread.join()
-
-
-def interleaved(variants, rounds, device):
-    """{name: (seconds per round list, peak bytes)} from rounds of every variant in turn."""
-    times, peaks = {k: [] for k in variants}, {k: 0 for k in variants}
-    for fn in variants.values():
-        fn()  # warm up
-    for _ in range(rounds):
-        for name, fn in variants.items():
-            with PeakMemory(device) as mem:
-                t0 = time.perf_counter()
-                fn()
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                times[name].append(time.perf_counter() - t0)
-            peaks[name] = max(peaks[name], mem.peak)
-    return times, peaks
-
-
-def report(title, times, peaks, per):
-    """One line per variant: per-item min/median ms and peak MB; ratios against the first."""
-    print(title)
-    names = list(times)
-    base = names[0]
-    for name in names:
-        lo, med = min(times[name]) / per, statistics.median(times[name]) / per
-        ratio = ""
-        if name != base:
-            ratio = (f"   speed-up over {base}: {min(times[base]) / min(times[name]):.2f}x (min), "
-                     f"{statistics.median(times[base]) / statistics.median(times[name]):.2f}x (median)")
-        print(f"  {name:28s} min {lo * 1000:8.2f} ms  median {med * 1000:8.2f} ms  peak {peaks[name] / 2**20:7.1f} MB{ratio}")
-
-
 # --- the two benchmarks -----------------------------------------------------------------------
-
-def write_jpegs(folder, n, seed=0):
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        w, h = int(rng.integers(400, 600)), int(rng.integers(300, 450))
-        smooth = cv2.resize(rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8), (w, h),
-                            interpolation=cv2.INTER_CUBIC)
-        img = np.clip(smooth + rng.normal(0, 12, (h, w, 3)), 0, 255).astype(np.uint8)  # texture: real JPEG entropy
-        paths.append(os.path.join(folder, f"{i}.jpg"))
-        cv2.imwrite(paths[-1], img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return paths
-
 
 def bench_augment(n, rounds):
     torch.set_num_threads(1)
@@ -156,10 +76,11 @@ def bench_augment(n, rounds):
         for method, crop_min in (("mocov2", 0.2), ("mocov3", 0.08)):
             rng = np.random.default_rng(0)
             variants = {f"official {method} (PIL)": lambda t=official(method): [t(p) for p in paths],
-                        "ours, fast (OpenCV)": lambda t=augment.FastTwoCrops(method, 224, crop_min): [t(p, rng) for p in paths],
+                        "ours, fast (OpenCV)":
+                            lambda t=augment.FastTwoCrops(method, 224, crop_min): [t(p, rng) for p in paths],
                         "ours, --aug gpu on the CPU": lambda t=gpu_augment.GpuTwoCrops(method, 224, crop_min):
                             t.apply(t.collate([t(p, rng) for p in paths]), torch.device("cpu"))}
-            times, peaks = interleaved(variants, rounds, torch.device("cpu"))
+            times, peaks = interleaved(variants, rounds)
             report(f"two-crop augmentation {method}, 1 core, {n} JPEGs ~500x375 -> 2 x 224 px, {rounds} rounds "
                    f"(per image):", times, peaks, n)
 

@@ -12,30 +12,24 @@
   rows), the same objective (mean CE + ||W||^2 / (2 C n)), tolerance, iteration cap, float64 and threads:
   (a) one C, accuracy and time; (b) the sweep over the C grid, ours warm-started in increasing C against
   scikit-learn fitting each C from scratch (--quick: every 4th of dinov2's 45 values).
-- extraction: img/s of logreg's feature cache (generated JPEGs, resize 224 bicubic, crop 224, random
-  ResNet-50) written to a memory-mapped .npy.
-Prints one line per figure and a JSON summary.
+- extraction: img/s of logreg's feature cache (tools/bench_data.py's JPEGs, resize 224 bicubic, crop 224,
+  random ResNet-50) written to a memory-mapped .npy.
+Prints one line per figure and a JSON summary (timing: tools/bench_harness.py).
 """
 import argparse
-import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_data import write_jpegs  # noqa: E402
+from bench_harness import interleaved, low_mid, measure, print_json, ratios  # noqa: E402
 from transfer.classification import holdout, logreg  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def sync(device):
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def probe_model(kind, device):
@@ -64,21 +58,12 @@ def bench_sweep(device, batch, steps, rounds):
     data = dict(inputs=[torch.randint(0, 256, (3, 224, 224), dtype=torch.uint8, generator=g) for _ in range(batch)],
                 data_samples=[DataSample().set_gt_label(int(i)) for i in torch.randint(0, 1000, (batch,), generator=g)])
     arms = {k: probe_model(k, device) for k in ("one", "sweep")}
-    times = {k: [] for k in arms}
-    for model, opt in arms.values():
-        model.train_step(data, opt)  # warm-up
-    for _ in range(rounds):  # interleaved, so that a busy machine slows both alike
-        for k, (model, opt) in arms.items():
-            sync(device)
-            start = time.perf_counter()
-            for _ in range(steps):
-                model.train_step(data, opt)
-            sync(device)
-            times[k].append((time.perf_counter() - start) / steps)
+    steps_of = {k: lambda m=model, o=opt: m.train_step(data, o) for k, (model, opt) in arms.items()}
+    times, _ = interleaved(steps_of, rounds, device, repeats=steps)  # interleaved: a busy machine slows both alike
     heads = len(arms["sweep"][0].head.fcs)
-    out = {k: {"min_s": min(v), "median_s": statistics.median(v)} for k, v in times.items()}
-    out.update(heads=heads, batch=batch, ratio_min=out["sweep"]["min_s"] / out["one"]["min_s"],
-               ratio_median=out["sweep"]["median_s"] / out["one"]["median_s"])
+    out = {k: dict(zip(("min_s", "median_s"), low_mid(v))) for k, v in times.items()}
+    ratio = ratios(times["sweep"], times["one"])
+    out.update(heads=heads, batch=batch, ratio_min=ratio[0], ratio_median=ratio[1])
     print(f"sweep: one training step at 224 px, batch {batch}, 1000 classes ({device}): 1 head "
           f"{out['one']['min_s']:.3f} s, {heads} heads {out['sweep']['min_s']:.3f} s (min of {rounds}); "
           f"ratio {out['ratio_min']:.3f} (min) / {out['ratio_median']:.3f} (median)")
@@ -93,9 +78,8 @@ def features(n, d, classes, rng, means):
 def sklearn_fit(X, y, C, tol, max_iter):
     from sklearn.linear_model import LogisticRegression
 
-    start = time.perf_counter()
-    m = LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter).fit(X, y)
-    return m, time.perf_counter() - start
+    m, seconds, _, _ = measure(lambda: LogisticRegression(C=C, solver="lbfgs", tol=tol, max_iter=max_iter).fit(X, y))
+    return m, seconds
 
 
 def bench_logreg(n_train, n_val, d, classes, grid, C, tol, max_iter, device, threads):
@@ -112,11 +96,8 @@ def bench_logreg(n_train, n_val, d, classes, grid, C, tol, max_iter, device, thr
     say = f"{n_train} x {d} train, {n_val} val, {classes} classes, float64, tol {tol:g}, max_iter {max_iter}, " \
           f"{threads} threads"
     with threadpool_limits(threads):
-        sync(device)
-        start = time.perf_counter()
-        W, b, it = logreg.fit(train, classes, C, None, max_iter, tol, memory=10)
-        sync(device)
-        ours_s = time.perf_counter() - start
+        fit = lambda: logreg.fit(train, classes, C, None, max_iter, tol, memory=10)  # noqa: E731
+        (W, b, it), ours_s, _, _ = measure(fit, device)
         ours_acc = logreg.accuracy(val, W, b, (1,))[0]
         sk, sk_s = sklearn_fit(X64, ytr, C, tol, max_iter)
         sk_acc = 100 * sk.score(Xva.astype(np.float64), yva)
@@ -124,12 +105,9 @@ def bench_logreg(n_train, n_val, d, classes, grid, C, tol, max_iter, device, thr
               f"scikit-learn {sk_s:.2f} s ({int(sk.n_iter_[0])} it., cpu) top-1 {sk_acc:.2f}; "
               f"difference {ours_acc - sk_acc:+.2f} points")
         fit_idx, held_idx = holdout.split(n_train)
-        sync(device)
-        start = time.perf_counter()
-        path, best = logreg.sweep(rows(Xtr, ytr, fit_idx), rows(Xtr, ytr, held_idx), classes, grid, max_iter, tol, 10,
-                                  log=lambda *_: None)
-        sync(device)
-        warm_s = time.perf_counter() - start
+        sweep = lambda: logreg.sweep(rows(Xtr, ytr, fit_idx), rows(Xtr, ytr, held_idx), classes, grid,  # noqa: E731
+                                     max_iter, tol, 10, log=lambda *_: None)
+        (path, best), warm_s, _, _ = measure(sweep, device)
         cold_s, cold = 0.0, []
         for c in grid:
             m, s = sklearn_fit(X64[fit_idx], ytr[fit_idx], c, tol, max_iter)
@@ -145,25 +123,15 @@ def bench_logreg(n_train, n_val, d, classes, grid, C, tol, max_iter, device, thr
 
 
 def bench_extraction(device, n, batch):
-    from PIL import Image
-
     from transfer.classification import backbone
 
     cfg = {"preprocess": {"resize": 224, "crop": 224, "interpolation": "bicubic"}, "batch_size": batch, "workers": 0}
     model = backbone.load_backbone(None, "resnet50").to(device)
-    rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = []
-        for i in range(n):  # ImageNet-like sizes, JPEG
-            p = os.path.join(tmp, f"{i}.jpg")
-            Image.fromarray(rng.integers(0, 256, (375, 500, 3), dtype=np.uint8)).save(p, quality=90)
-            paths.append(p)
-        sync(device)
-        start = time.perf_counter()
-        X = logreg.cached_features(model, "bench", (paths,), "bench", "gap", cfg, os.path.join(tmp, "f"),
-                                   log=lambda *_: None)
-        sync(device)
-        rate = n / (time.perf_counter() - start)
+        paths = write_jpegs(tmp, n)  # ImageNet-like sizes, JPEG
+        X, seconds, _, _ = measure(lambda: logreg.cached_features(model, "bench", (paths,), "bench", "gap", cfg,
+                                                                  os.path.join(tmp, "f"), log=lambda *_: None), device)
+        rate = n / seconds
         assert isinstance(X, np.memmap) and X.shape == (n, 2048)
     print(f"extraction to a memory-mapped cache (decode, resize 224 bicubic, crop 224, R50 GAP; {device}, batch "
           f"{batch}): {rate:.1f} img/s")
@@ -190,7 +158,7 @@ def main(argv=None):
         out["logreg"] = bench_logreg(*size, grid[::4] if q else grid, 1.0, 1e-5, 1000, dev, args.threads)
     if "extraction" not in args.skip:
         out["extraction_img_s"] = bench_extraction(dev, 16 if q else 512, 8 if q else 64)
-    print(json.dumps(out, indent=1))
+    print_json(out, indent=1)
     return 0
 
 
