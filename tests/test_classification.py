@@ -3,6 +3,7 @@ hand-computed values, low-shot sampling, the reference's pooled dimensions, the 
 runners end to end on the built-in data, and their refusals."""
 import os
 import shutil
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ from tests.badinput import refuses
 from tests.conftest import config_path
 from transfer import perimage
 from transfer.classification import backbone, knn, logreg, svm
+from transfer.runner import entry
+
+KNN, SVM = partial(entry, knn.main), partial(entry, svm.main)  # as `python -m` runs them
 
 
 def brute_force_knn(bank, bank_labels, queries, query_labels, k, T, num_classes):
@@ -164,7 +168,7 @@ def imagenet_copy(demo_root, tmp_path):
 
 def test_knn_refuses_k_larger_than_the_bank(demo_root, tmp_path, capsys):
     cfg = write_config(tmp_path, "knn_quick.yaml", preprocess=TINY, k=[10, 1000])
-    err = refuses(knn.main, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], "[1000]",
+    err = refuses(KNN, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], "[1000]",
                   capsys, watch=[tmp_path])
     assert "24 train images" in err
 
@@ -175,7 +179,7 @@ def test_knn_refuses_differing_class_lists(demo_root, tmp_path, capsys):
     extra.mkdir()
     shutil.copy(next(p for p in (root / "imagenet" / "val").rglob("*.jpg")), extra / "z.jpg")
     cfg = write_config(tmp_path, "knn_quick.yaml", preprocess=TINY)
-    refuses(knn.main, ["--config", cfg, "--data-root", root, "--work-dir", tmp_path / "run"], "zebra", capsys,
+    refuses(KNN, ["--config", cfg, "--data-root", root, "--work-dir", tmp_path / "run"], "zebra", capsys,
             watch=[tmp_path])
 
 
@@ -185,7 +189,7 @@ def test_knn_refuses_an_empty_class_folder(demo_root, tmp_path, capsys):
     for f in empty.iterdir():
         f.unlink()
     cfg = write_config(tmp_path, "knn_quick.yaml", preprocess=TINY)
-    refuses(knn.main, ["--config", cfg, "--data-root", root, "--work-dir", tmp_path / "run"], str(empty), capsys,
+    refuses(KNN, ["--config", cfg, "--data-root", root, "--work-dir", tmp_path / "run"], str(empty), capsys,
             watch=[tmp_path])
 
 
@@ -193,32 +197,32 @@ def test_knn_refuses_an_empty_class_folder(demo_root, tmp_path, capsys):
 def test_svm_refuses_a_stage_map_smaller_than_its_window(demo_root, tmp_path, capsys, layers, size, culprit):
     cfg = write_config(tmp_path, "svm_quick.yaml", layers=layers,
                        preprocess={"resize": size, "squash": size, "interpolation": "bilinear"})
-    refuses(svm.main, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], culprit, capsys,
+    refuses(SVM, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], culprit, capsys,
             watch=[tmp_path])
 
 
 def test_runners_refuse_an_unknown_preprocessing(demo_root, tmp_path, capsys):
     cfg = write_config(tmp_path, "knn_quick.yaml", preprocess={"resize": 36, "crop": 32, "interpolation": "nearest"})
-    refuses(knn.main, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], "preprocess", capsys,
+    refuses(KNN, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run"], "preprocess", capsys,
             watch=[tmp_path])
 
 
 def test_svm_refuses_per_stage_features_of_a_vit(demo_root, tmp_path, capsys):
     cfg = write_config(tmp_path, "svm_quick.yaml", layers=["feat5"])
-    err = refuses(svm.main, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run",
+    err = refuses(SVM, ["--config", cfg, "--data-root", demo_root, "--work-dir", tmp_path / "run",
                              "--arch", "vit_small"], "feat5", capsys, watch=[tmp_path])
     assert "ViT" in err and "cls" in err
 
 
 def test_svm_refuses_short_classes_under_the_full_recipe(demo_root, tmp_path, capsys):
     # the built-in trainval has 8 images: nowhere near 96 present images per class
-    refuses(svm.main, ["--config", config_path("classification", "svm_voc07_lowshot.yaml"), "--data-root", demo_root,
+    refuses(SVM, ["--config", config_path("classification", "svm_voc07_lowshot.yaml"), "--data-root", demo_root,
                        "--work-dir", tmp_path / "run"], "needs 96", capsys, watch=[tmp_path])
 
 
 def test_runners_refuse_a_missing_checkpoint(demo_root, tmp_path, capsys):
     missing = tmp_path / "nope.pth"
-    refuses(knn.main, ["--config", config_path("classification", "knn_quick.yaml"), "--data-root", demo_root,
+    refuses(KNN, ["--config", config_path("classification", "knn_quick.yaml"), "--data-root", demo_root,
                        "--work-dir", tmp_path / "run", "--weights", missing], str(missing), capsys, watch=[tmp_path])
 
 

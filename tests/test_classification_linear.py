@@ -4,6 +4,7 @@ runner runs end to end on the built-in data, and bad input is refused before any
 import json
 import os
 import types
+from functools import partial
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from tests.badinput import refuses
 from tests.conftest import config_path
 from transfer import perimage
 from transfer.classification import finetune, linear, stages
+from transfer.runner import entry
 
 # The published recipes, written from the official sources (not from transfer/classification):
 # moco main_lincls.py; moco-v3 main_lincls.py + CONFIG.md (lr = base x batch / 256); mmselfsup 0.x
@@ -289,11 +291,11 @@ def test_bad_input_is_refused(tmp_path, demo_root, capsys, r50):
     ]
     for module, name, root, weights, culprit in rows:
         argv = ["--config", config_path("mmpretrain", name), "--data-root", root, "--work-dir", work]
-        refuses(module.main, argv + (["--weights", weights] if weights else []), culprit, capsys,
+        refuses(partial(entry, module.main), argv + (["--weights", weights] if weights else []), culprit, capsys,
                 watch=[str(work), str(tmp_path)])
     typo = ["--config", config_path("mmpretrain", "linear_mocov2_r50_quick.py"), "--data-root", demo_root,
             "--work-dir", work, "--cfg-options", "train_cfg.max_epoch=1"]
-    refuses(linear.main, typo, "train_cfg.max_epoch", capsys, watch=[str(tmp_path)])
+    refuses(partial(entry, linear.main), typo, "train_cfg.max_epoch", capsys, watch=[str(tmp_path)])
     assert not work.exists()
 
 

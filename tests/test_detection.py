@@ -1,8 +1,10 @@
 """detectron2 training through our train_net: a killed run resumes from its last checkpoint."""
 import json
+from functools import partial
 
 from tests.conftest import config_path
 from transfer.detection import train_net
+from transfer.runner import entry
 
 
 def run(out, demo_root, iters, *opts):
@@ -61,12 +63,10 @@ def test_weights_are_never_unpickled_with_plain_pickle(tmp_path, capsys):
     or our load check sees it, by both detectron2 runners."""
     import os
     import pickle
-    from functools import partial
 
     import pytest
 
     from tests.badinput import refuses
-    from transfer.runner import entry
 
     marker = tmp_path / "ran"
     weights = tmp_path / "w.pkl"
@@ -82,9 +82,9 @@ def test_weights_are_never_unpickled_with_plain_pickle(tmp_path, capsys):
     import numpy as np
 
     write_coco(str(tmp_path / "root"), DemoSizes(coco_train=2, coco_val=2), np.random.default_rng(0))
-    refuses(lazy_train.main, ["--config", config_path("detectron2", "vitdet", "mask_rcnn_vitdet_s_quick.py"),
-                              "--data-root", str(tmp_path / "root"), "--work-dir", str(tmp_path / "run"),
-                              "--weights", str(weights)], "--weights", capsys)
+    argv = ["--config", config_path("detectron2", "vitdet", "mask_rcnn_vitdet_s_quick.py"), "--data-root",
+            str(tmp_path / "root"), "--work-dir", str(tmp_path / "run"), "--weights", str(weights)]
+    refuses(partial(entry, lazy_train.main), argv, "--weights", capsys)
     assert not marker.exists() and not os.path.exists(tmp_path / "run")
 
 

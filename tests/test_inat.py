@@ -4,6 +4,7 @@ defect is named, and the suite runs the task on the built-in data (slow)."""
 import json
 import os
 import shutil
+from functools import partial
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from tests.conftest import config_path
 from tests.test_classification_linear import facts_of
 from transfer import fingerprint, protocols
 from transfer.classification import linear
+from transfer.runner import entry
 
 # mmselfsup 0.x configs/benchmarks/classification/inaturalist2018/resnet50_mhead_8xb32-steplr-84e_inat18.py
 # with its bases _base_/models/resnet50_multihead.py and _base_/datasets/inaturalist2018.py, value by value
@@ -190,7 +192,7 @@ def test_the_runner_refuses_a_root_without_lists(tmp_path, demo_root, capsys):
     shutil.rmtree(root / validate.INAT18 / "meta")
     argv = ["--config", config_path("mmpretrain", "linear-stages_r50_inat18_quick.py"), "--data-root", root,
             "--work-dir", tmp_path / "work"]
-    refuses(linear.main, argv, "inat18-meta", capsys, watch=[str(tmp_path)])
+    refuses(partial(entry, linear.main), argv, "inat18-meta", capsys, watch=[str(tmp_path)])
     assert not (tmp_path / "work").exists()
 
 

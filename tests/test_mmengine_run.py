@@ -61,7 +61,7 @@ def test_both_runners_refuse_a_negative_seed_before_anything_is_written(demo_roo
     from transfer.runner import entry
     from transfer.segmentation import train
 
-    for main, config in ((lambda a: entry(train.main, a), SEG), (linear.main, LINEAR)):
+    for main, config in ((lambda a: entry(train.main, a), SEG), (lambda a: entry(linear.main, a), LINEAR)):
         argv = ["--config", config, "--data-root", demo_root, "--work-dir", str(tmp_path / "run"), "--seed", "-1"]
         refuses(main, argv, "--seed -1", capsys, watch=[str(tmp_path)])
         assert not (tmp_path / "run").exists()

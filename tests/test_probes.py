@@ -4,6 +4,7 @@ equals scikit-learn's LogisticRegression, and bad input is refused before any wo
 import json
 import os
 import shutil
+from functools import partial
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from tests.badinput import refuses
 from tests.conftest import config_path
 from transfer import perimage, protocols
 from transfer.classification import holdout, load_config, logreg
+from transfer.runner import entry
 
 # dinov2 eval/log_regression.py (facebookresearch/dinov2 @ b8931f7): DEFAULT_MAX_ITER = 1_000;
 # C_POWER_RANGE = torch.linspace(-6, 5, 45); LogisticRegression(penalty="l2", tol=1e-12, ...);
@@ -217,7 +219,7 @@ def test_bad_input_is_refused(tmp_path, demo_root, capsys):
         cases.append((logreg, [logreg_config(tmp_path), "--device", "cuda"], "--device cuda"))
     for module, (cfg, *rest), culprit in cases:
         argv = ["--config", cfg, "--data-root", demo_root, "--work-dir", str(work)] + rest
-        refuses(module.main, argv, culprit, capsys, watch=[str(tmp_path), demo_root])
+        refuses(partial(entry, module.main), argv, culprit, capsys, watch=[str(tmp_path), demo_root])
         assert not work.exists()
 
 

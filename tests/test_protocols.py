@@ -386,3 +386,19 @@ def test_every_runner_parses_the_one_contract_command_line(runner, monkeypatch):
         return
     assert getattr(args, dest) == value
     assert args.launcher == "pytorch" if framework.startswith("mm") else args.num_gpus == 2
+
+
+@pytest.mark.parametrize("runner", sorted({p.runner for p in protocols.TASKS.values()}))
+def test_every_runner_runs_through_the_one_entry_point(runner):
+    """`python -m RUNNER` is sys.exit(entry(main)): a user error anywhere in it exits 2 with its paragraph
+    (tests/test_detection.py runs one such refusal as a process)."""
+    path = os.path.join(REPO, *runner.split(".")) + ".py"
+    blocks = [n for n in ast.parse(open(path).read()).body if isinstance(n, ast.If)
+              and ast.unparse(n.test) in ("__name__ == '__main__'", '__name__ == "__main__"')]
+    assert len(blocks) == 1 and len(blocks[0].body) == 1, runner
+    call = ast.unparse(blocks[0].body[0])
+    assert re.fullmatch(r"sys\.exit\(entry\(\w+\)\)", call), f"{runner}: {call}"
+    module = import_module(runner)
+    from transfer.runner import entry
+
+    assert module.entry is entry

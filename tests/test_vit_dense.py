@@ -4,6 +4,7 @@ import json
 import os
 import pickle
 import shutil
+from functools import partial
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from converters.to_mmseg import vit_to_mmseg
 from tests.badinput import refuses
 from tests.conftest import config_path
 from transfer import loadcheck
+from transfer.runner import entry
 
 # ViTDet exists only in detectron2 at upstream 02b5c4e (the wheel route); the registry 0.6 fallback lacks it
 try:
@@ -386,7 +388,7 @@ def test_vitdet_runner_refuses_bad_input(case, seg_root, tmp_path, capsys):
     cli = ["--config", argv["config"], "--data-root", argv["data"], "--work-dir", str(tmp_path / "run"),
            "--num-gpus", argv["gpus"]] + (["--weights", argv["weights"]] if argv["weights"] else [])
     cli += ["--opts", "train.max_iters=5"] if case == "opts" else []  # max_iter, misspelt
-    refuses(lazy_train.main, cli, culprit, capsys, watch=[str(tmp_path)])
+    refuses(partial(entry, lazy_train.main), cli, culprit, capsys, watch=[str(tmp_path)])
     assert not os.path.exists(tmp_path / "run")
 
 

@@ -1,5 +1,5 @@
 """Frozen-feature classification evaluators (kNN, VOC07 SVMs, the linear probes), and the plumbing their
-runners share: the command line, the YAML config, the bad-input refusal and the results files.
+runners share: the command line, the YAML config, the feature runners' checks and the results files.
 
     backbone.py   load_backbone(path_or_None, arch) -> eval-mode model; extract(model, x, layers)
     features.py   extraction once per (weights, preprocessing, split, layer), cached as .npz
@@ -11,7 +11,6 @@ A runner: `python -m transfer.classification.knn --config CFG --data-root ROOT -
 ({group: {metric: value}}) and RUN/fingerprint.json.
 """
 import os
-import sys
 
 import yaml
 
@@ -97,12 +96,6 @@ def build_model(args, layers, pre):
         raise BadInput(f"--weights {args.weights}: {e}" if args.weights else f"--arch {args.arch}: {e}") from None
     check(model)
     return model
-
-
-def refuse(message):
-    """The bad-input contract: one paragraph on stderr, exit code 2."""
-    print(f"error: {message}", file=sys.stderr)
-    return 2
 
 
 def write_results(run_dir, task, metrics, facts):

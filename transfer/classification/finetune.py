@@ -11,6 +11,7 @@ evaluates them) and RUN/fingerprint.json. ResNet-50 fine-tuning: no recipe in th
 import sys
 
 from transfer import protocols
+from transfer.runner import entry
 from transfer.classification import mmrun
 from transfer.classification.mmrun import build_cfg  # noqa: F401  (the runner contract)
 
@@ -56,4 +57,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from transfer import perimage
+from transfer.runner import entry
 from mococore.images import IMAGE_EXTS, image_folder as list_image_folder
 from mococore.knn import vote as weighted_vote
-from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
+from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, write_results
 from transfer.classification import backbone, features
 
 TASK = "knn"
@@ -116,10 +117,7 @@ def prepare(args):
 
 def main(argv=None):
     args = parser(__doc__.split("\n")[0]).parse_args(argv)
-    try:
-        cfg, train, val, model = prepare(args)
-    except BadInput as e:
-        return refuse(str(e))
+    cfg, train, val, model = prepare(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     wkey = features.weights_key(args.weights, args.arch, args.seed)
@@ -154,4 +152,4 @@ def facts(cfg, args, model, train, val, device):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

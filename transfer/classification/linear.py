@@ -11,6 +11,7 @@ is checked tensor by tensor before the first iteration, and again after the last
 import sys
 
 from transfer import protocols
+from transfer.runner import entry
 from transfer.classification import mmrun
 from transfer.classification.mmrun import build_cfg  # noqa: F401  (the runner contract)
 
@@ -68,4 +69,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

@@ -39,7 +39,8 @@ import torch.nn.functional as F
 
 from mococore.files import atomic_text, atomic_write, read_json
 from transfer import perimage
-from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, refuse, write_results
+from transfer.runner import entry
+from transfer.classification import BadInput, build_cfg, build_model, need_keys, parser, write_results
 from transfer.classification import features, holdout, knn
 
 TASK = "logreg"
@@ -187,10 +188,7 @@ def prepare(args):
 
 def main(argv=None):
     args = parser(__doc__.split("\n")[0]).parse_args(argv)
-    try:
-        cfg, train, val, model = prepare(args)
-    except BadInput as e:
-        return refuse(str(e))
+    cfg, train, val, model = prepare(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
     wkey = features.weights_key(args.weights, args.arch, args.seed)
@@ -234,4 +232,4 @@ def facts(cfg, args, train, val, device, path, n_held, C):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

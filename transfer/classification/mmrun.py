@@ -13,7 +13,7 @@ import torch
 from converters import to_mmpretrain
 from mococore.images import image_folder as list_image_folder
 from mocodata import validate
-from transfer.classification import BadInput, refuse
+from transfer.classification import BadInput
 from transfer import runner as contract
 from transfer.classification import predictions, stages  # noqa: F401  (stages registers the Feature1-5 modules)
 from transfer import fingerprint
@@ -222,10 +222,7 @@ def main(argv, description, facts_of, tasks, recipes, frozen):
     """Parse, check, then train and test through MMEngine's Runner. facts_of(cfg, world_size, args) ->
     (facts, official facts of the recipe); recipes: the recipe names the runner knows."""
     args = parser(description).parse_args(argv)
-    try:
-        cfg, expected = run_cfg(args, tasks, recipes)
-    except BadInput as e:
-        return refuse(str(e))
+    cfg, expected = run_cfg(args, tasks, recipes)
     check = mmengine_run.BackboneCheck(args.weights, expected, frozen)
     mmengine_run.run(cfg, cfg.task, lambda world_size: facts_of(cfg, world_size, args), check,
                      per_image=predictions.write, final=nest)

@@ -37,7 +37,8 @@ import torch
 
 from mocodata.classes import VOC_CLASSES
 from transfer import perimage
-from transfer.classification import BadInput, build_cfg, build_model, atomic_json, need_keys, parser, refuse, write_results
+from transfer.runner import entry
+from transfer.classification import BadInput, build_cfg, build_model, atomic_json, need_keys, parser, write_results
 from transfer.classification import backbone, features
 
 KEYS = ("mode", "voc_dir", "train_split", "test_split", "layers", "preprocess", "costs", "cv_folds",
@@ -272,10 +273,7 @@ def prepare(args):
 
 def main(argv=None):
     args = parser(__doc__.split("\n")[0]).parse_args(argv)
-    try:
-        cfg, (train, test, classes, skipped), model = prepare(args)
-    except BadInput as e:
-        return refuse(str(e))
+    cfg, (train, test, classes, skipped), model = prepare(args)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     common = dict(layers=cfg["layers"], pre=cfg["preprocess"], cache_dir=args.features_dir or os.path.join(
@@ -331,4 +329,4 @@ def facts(cfg, args, model, train, test, skipped):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

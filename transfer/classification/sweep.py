@@ -35,8 +35,8 @@ from mmpretrain.registry import DATASETS, MODELS
 
 from mococore.files import atomic_text
 from transfer import mmengine_run, protocols
-from transfer.runner import finish
-from transfer.classification import BadInput, atomic_json, holdout, linear, mmrun, predictions, refuse
+from transfer.runner import entry, finish
+from transfer.classification import BadInput, atomic_json, holdout, linear, mmrun, predictions
 
 TASK = "linear-sweep"
 FACTS = protocols.get(TASK).facts  # lr_factors, holdout_fraction, holdout_seed, vit_variants
@@ -136,13 +136,10 @@ def write_split(cfg, work_dir, fraction, seed):
 
 def main(argv=None):
     args = mmrun.parser(__doc__.split("\n")[0]).parse_args(argv)
-    try:
-        cfg, expected = mmrun.run_cfg(args, tasks=("linear",), recipes=linear.RECIPES)
-        recipe_cfg = copy.deepcopy(cfg)
-        heads = to_sweep(cfg, FACTS["lr_factors"], FACTS["vit_variants"])
-        sizes = write_split(cfg, args.work_dir, FACTS["holdout_fraction"], FACTS["holdout_seed"])
-    except BadInput as e:
-        return refuse(str(e))
+    cfg, expected = mmrun.run_cfg(args, tasks=("linear",), recipes=linear.RECIPES)
+    recipe_cfg = copy.deepcopy(cfg)
+    heads = to_sweep(cfg, FACTS["lr_factors"], FACTS["vit_variants"])
+    sizes = write_split(cfg, args.work_dir, FACTS["holdout_fraction"], FACTS["holdout_seed"])
 
     def facts(world_size):  # the recipe's facts (the probe's config, before the heads) and the sweep's
         return dict(linear.facts(recipe_cfg, world_size, args), **FACTS, heads=len(heads), fit_images=sizes[0],
@@ -169,4 +166,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))

@@ -24,7 +24,7 @@ from mocodata import register, validate
 from transfer import BadInput, fingerprint, loadcheck, runner
 from converters.safe_pickle import read_numpy_pickle
 from transfer.detection.weights import read_model
-from transfer.runner import finish
+from transfer.runner import entry, finish
 
 TASK = "coco-vitdet"
 logger = logging.getLogger("detectron2.transfer")
@@ -200,12 +200,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     problem = preflight(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        raise BadInput(problem)
     launch(worker, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry(main))
