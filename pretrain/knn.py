@@ -78,7 +78,7 @@ def sizes(epoch_images, bank_size=10000, val_size=5000):
     """(bank, queries): at most a fifth and a tenth of the images one epoch trains on. A training
     image costs about 8 forward passes (two crops: forward, backward = 2 forwards, momentum encoder),
     a monitored one a single forward without autograd: 3/10 of the images x 1/8 ~ 4% of the compute
-    (measured on the tiny preset: 4.5-5.7% with a quarter and an eighth)."""
+    (each run logs the measured share: '% of the epoch')."""
     return min(bank_size, max(1, epoch_images // 5)), min(val_size, max(1, epoch_images // 10))
 
 

@@ -26,7 +26,7 @@ CHEAP, DENSE = ("knn", "linear"), ("voc", "seg", "coco")  # DENSE: slowest last,
 # Seconds of each step on an idle 2-core machine (estimates for the plan and the ETA; the ETA then
 # follows the measured pace): pretraining per epoch, a cheap task per seed, a dense task per run.
 # Each is a `make demo` measurement (README, "Two commands", gives them); overhead: the processes'
-# start-up, the report and the plot, and a margin (a plan estimated at 587 s took 600 s).
+# start-up, the report and the plot, and a margin.
 COST = {"data": 15, "epoch": 10, "convert": 10, "knn": 8, "linear": 25, "voc": 100, "seg": 50, "coco": 70,
         "overhead": 35}
 PACE_AFTER = 60  # estimated seconds done before the measured pace replaces the estimates in the ETA

@@ -13,15 +13,8 @@ evaluation). The 12 summary numbers and the per-category AP are pycocotools' up 
 summation order (1e-14; tests/test_coco_eval.py against detectron2's
 COCOEvaluator(use_fast_impl=False), to 1e-12 and 1e-9).
 
-Measured by tools/bench_eval.py on this project's CPU machine kind (2 cores, shared), 5,000
-images, 36.6k objects, 100 detections per image, each measurement in a fresh process, 3 rounds
-(wall seconds, min / median; peak MB above the inputs, median):
-
-                          bbox                     segm
-    pycocotools           55.55 / 56.31  1655 MB    66.8 / 74.5   1877 MB
-    faster-coco-eval       5.2 /  7.4    936 MB    25.9 / 26.9   1532 MB   (called directly)
-    FastCOCOEvaluator      5.5 /  7.0    933 MB    23.0 / 25.9   1447 MB   (x1.06 / x0.94, x0.89 / x0.96 of it)
-    detectron2 native     15.3 / 17.0   1518 MB    30.3 / 31.0   1955 MB   (its COCOEvaluator, use_fast_impl)
+tools/bench_eval.py times it at COCO val size against faster-coco-eval called directly, pycocotools
+and detectron2's native evaluator, wall and CPU seconds and peak memory (the figures: README, Benchmarks).
 
 detectron2's own fast evaluator (COCOeval_opt, detectron2's COCOEvaluator with use_fast_impl) is
 native code: the registry's detectron2 lacks it, tools/install_detectron2.py's upstream build has

@@ -12,9 +12,8 @@ each non-difficult box (later ones are false positives, those on difficult boxes
 neither). Precision, recall and AP are then detectron2's own `voc_ap`, on arrays equal to the
 ones `voc_eval` builds. tests/test_voc_eval.py checks AP, AP50, AP75 and per-class AP against
 detectron2 to 1e-9 (including ties in score, empty images, difficult objects, classes without
-detections or without ground truth). tools/bench_eval.py at VOC07 test size (4,952 images, 15k
-objects, 30 detections per image), this project's 2-core machine kind, min of 3 rounds: detectron2
-35.0 s, this evaluator 0.85 s (41x), the same AP, AP50 and AP75.
+detections or without ground truth). tools/bench_eval.py times both at VOC07 test size (4,952
+images, 15k objects, 30 detections per image; the figures: README, Benchmarks).
 
 Same interface as detectron2's evaluator: `FastPascalVOCDetectionEvaluator(dataset_name)`,
 process/evaluate, `{"bbox": {"AP", "AP50", "AP75"}}`; the per-class APs are also kept in
