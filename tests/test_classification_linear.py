@@ -2,6 +2,7 @@
 converted weights load into mmpretrain's models with equal features, a frozen backbone stays frozen, each
 runner runs end to end on the built-in data, and bad input is refused before any work."""
 import json
+import math
 import os
 import types
 from functools import partial
@@ -16,7 +17,7 @@ from mmengine.registry import DefaultScope
 from converters import to_mmpretrain
 from tests.badinput import refuses
 from tests.conftest import config_path
-from transfer import perimage
+from transfer import perimage, report
 from transfer.classification import finetune, linear, stages
 from transfer.runner import entry
 
@@ -221,9 +222,60 @@ def test_linear_probe_leaves_the_backbone_unchanged(tmp_path, demo_root, r50):
     assert not changed, changed  # weights AND BN running statistics
     assert trained["head.fc.weight"].shape == (4, 2048)  # a head for the 4 built-in classes
     assert not [d for d in fp["deviations"] if d.startswith(("momentum:", "weight_decay:", "trained:"))]
-    # the quick config's one optimiser deviation: moco's lr 30 for 256 images per update, scaled linearly to its 8
-    assert fp["lr"] == 30.0 * 8 / 256 and fp["lr_scaling"].startswith("linear")  # (this test batches 12)
+    # the quick config's two deviations: MAE's BatchNorm (affine=False) on res5 GAP, and an lr for it at 8 images
+    assert "features: res5 GAP, BN affine=False (protocol res5 GAP)" in fp["deviations"]
+    assert fp["lr"] == 0.001 and fp["lr_scaling"].startswith("measured")  # (this test batches 12)
     assert "backbone: all" in open(next(work.glob("*/*.log"))).read()
+
+
+def test_quick_linear_config_normalises_the_features():
+    """mmpretrain's ClsBatchNormNeck after the GAP is MAE main_linprobe.py's BatchNorm1d(affine=False, eps=1e-6):
+    a BatchNorm with no weight or bias, in one nn.Sequential neck (MMEngine builds a list of modules so)."""
+    cfg = Config.fromfile(config_path("mmpretrain", "linear_mocov2_r50_quick.py"))
+    neck = build(cfg.model.neck)
+    bn = neck[1].bn
+    assert [type(m).__name__ for m in neck] == ["GlobalAveragePooling", "ClsBatchNormNeck"]
+    assert isinstance(bn, torch.nn.BatchNorm1d) and not bn.affine and bn.eps == 1e-6 and bn.num_features == 2048
+    assert linear.features(cfg.model) == "res5 GAP, BN affine=False" and cfg.train_dataloader.drop_last
+    full = Config.fromfile(config_path("mmpretrain", "linear_mocov2_r50.py"))
+    assert linear.features(full.model) == "res5 GAP"  # the recipe's own probe has no normalisation
+
+
+LOUD = 1e3  # mean squared norm of res5 GAP features, about a briefly pretrained demo checkpoint's
+
+
+@pytest.fixture(scope="module")
+def loud_r50(tmp_path_factory):
+    """A random ResNet-50 whose res5 GAP features have a mean squared norm of about LOUD (on unit-variance 64 px
+    inputs), written as converters/to_mmpretrain.py does. With BN statistics at their defaults (mean 0, var 1) and
+    zero biases the network is positively homogeneous, so scaling the stem BN's gammas scales every feature alike."""
+    torch.manual_seed(0)
+    net = torchvision.models.resnet50().eval()
+    with torch.no_grad():
+        x = torch.randn(8, 3, 64, 64)
+        body = torch.nn.Sequential(*list(net.children())[:-1])
+        norm = body(x).flatten(1).pow(2).sum(1).mean().item()
+        net.bn1.weight.mul_((LOUD / norm) ** 0.5)
+        loud = body(x).flatten(1).pow(2).sum(1).mean().item()
+    assert LOUD / 2 < loud < 2 * LOUD, (norm, loud)  # the case is what it claims to be
+    sd = {k: v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    path = str(tmp_path_factory.mktemp("loud") / "loud_mmpretrain.pth")
+    meta = {"arch": "resnet50", "source": "torchvision"}
+    to_mmpretrain.save(to_mmpretrain.convert("resnet50", sd, "loud"), path, meta)
+    return path
+
+
+def test_quick_linear_probe_trains_on_large_features(tmp_path, demo_root, loud_r50):
+    """The quick config's whole schedule on a backbone with large features: the loss stays below
+    10 x ln(classes) at every step (MoCo v2's lr 30 x 8 / 256 on the raw features climbs far above it), and
+    the frozen-backbone check passes."""
+    work = tmp_path / "loud"
+    metrics, fp = run(linear, "linear_mocov2_r50_quick.py", demo_root, work, loud_r50,
+                      ["default_hooks.checkpoint.interval=6"])
+    _, losses = report.curves(str(work))
+    assert len(losses) == 6 * 24 // 8  # every iteration of the 6 epochs logged (24 training images, 8 a batch)
+    assert max(losses) < 10 * math.log(fp["num_classes"]), max(losses)
+    assert "unchanged by training" in open(next(work.glob("*/*.log"))).read()
 
 
 @pytest.mark.slow

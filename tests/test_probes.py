@@ -145,7 +145,7 @@ def test_sweep_chooses_on_the_holdout_without_reading_val(tmp_path, demo_root):
     chosen = json.load(open(work / "sweep.json"))
     assert len(chosen["heads"]) == 13 and chosen["chosen"] in [h["name"] for h in chosen["heads"]]
     lrs = [h["lr"] for h in chosen["heads"]]
-    centre = 30.0 * 8 / 256  # the quick config's lr: MoCo v2's 30, scaled to its 8 images per update
+    centre = 0.001  # the quick config's lr, for its 8 images per update on BN-standardised features
     assert lrs[0] == pytest.approx(centre / 10) and lrs[6] == pytest.approx(centre)
     assert lrs[-1] == pytest.approx(10 * centre)
     held = open(work / "split" / "holdout.txt").read().splitlines()  # "<class>/<image> <label>", 10% of 24
@@ -153,7 +153,7 @@ def test_sweep_chooses_on_the_holdout_without_reading_val(tmp_path, demo_root):
     assert not os.path.exists(work / "final_metrics.json")
     fp = json.load(open(work / "fingerprint.json"))
     assert fp["task"] == "linear-sweep" and fp["heads"] == 13 and fp["holdout_images"] == 2
-    assert [d for d in fp["deviations"] if d.startswith("lr:")] == ["lr: 0.9375 (protocol 30.0)"]  # the quick scaling
+    assert [d for d in fp["deviations"] if d.startswith("lr:")] == ["lr: 0.001 (protocol 30.0)"]  # the quick lr
     assert not [d for d in fp["deviations"] if d.startswith(("momentum:", "lr_factors", "holdout"))]
 
 

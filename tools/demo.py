@@ -269,7 +269,7 @@ def plot(out, suites):
                 ax.plot(its, vals, ".-", label=label)
         ax.set(title=f"{task}: training loss", xlabel="iteration")
         ys = [y for line in ax.lines for y in line.get_ydata() if y > 0]
-        if ys and max(ys) > 100 * min(ys):  # e.g. the linear probe's lr 30 on an untrained checkpoint
+        if ys and max(ys) > 100 * min(ys):  # a loss that overshoots by orders of magnitude stays readable
             ax.set_yscale("log")
         if ax.lines:
             ax.legend()
@@ -349,8 +349,9 @@ the full protocols), from one benchmark code base:
 {full_scale_gap()}
 
 Deviations from the published recipes are listed per task in `suite_*/results.md` and each run's
-fingerprint.json: among them the quick linear probe's lr, 30 x 8 / 256 by the linear scaling rule (the
-recipe's 30 is for 256 images per update; the quick config updates with 8).
+fingerprint.json: among them the quick linear probe's two: a BatchNorm without affine on its res5 features
+(MAE's linear probe: every backbone's features standardised, whatever their scale) and lr 0.001 for its 8
+images per update (the recipe's 30 is for 256 images on raw features).
 
 | step | took |
 |---|---|

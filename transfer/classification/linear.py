@@ -25,12 +25,23 @@ def backbone_frozen(backbone):
     return backbone.get("frozen_stages", -1) == 4
 
 
+# what a neck after the features does to them, in the fingerprint's words ('BN affine=False': MAE's linear probe)
+NECK_WORDS = {"ClsBatchNormNeck": lambda n: f"BN affine={n.get('affine', False)}"}
+
+
 def features(model):
+    """The head's input in words, e.g. 'res5 GAP', or 'res5 GAP, BN affine=False' with a normalising neck
+    (a list of necks is one nn.Sequential: MMEngine build_model_from_cfg); 'other' for anything else."""
     bb, neck = model.backbone, model.get("neck") or {}
+    necks = list(neck) if isinstance(neck, (list, tuple)) else [neck]
     if bb.type in mmrun.VIT_TYPES:
         cls = bb.get("out_type", "cls_token") == "cls_token" and bb.get("final_norm", True)
-        return "class token after the final LayerNorm" if cls else "other"
-    return "res5 GAP" if neck.get("type") == "GlobalAveragePooling" and bb.get("out_indices") == (3,) else "other"
+        return "class token after the final LayerNorm" if cls and neck == {} else "other"
+    if necks[0].get("type") != "GlobalAveragePooling" or bb.get("out_indices") != (3,):
+        return "other"
+    if any(n.get("type") not in NECK_WORDS for n in necks[1:]):
+        return "other"
+    return ", ".join(["res5 GAP"] + [NECK_WORDS[n["type"]](n) for n in necks[1:]])
 
 
 def facts(cfg, world_size, args):
