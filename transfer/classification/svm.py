@@ -118,7 +118,7 @@ def cv_ap(X, y, cost, folds, seed):
     """(mean CV AP, warnings) of one (class, cost): what train_svm_kfold.py's
     cross_val_score(clf, X, y, cv=folds, scoring='average_precision') computes (unshuffled
     StratifiedKFold, sklearn's AP of the decision function), without its per-call overhead
-    (0.2 s a call, 40x the fit on small sets)."""
+    (its setup costs far more than the fit itself on small sets)."""
     from sklearn.metrics import average_precision_score
     from sklearn.model_selection import StratifiedKFold
 

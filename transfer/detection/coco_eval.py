@@ -8,8 +8,8 @@ mask task) before its COCOeval; here faster-coco-eval's `loadRes` takes the resu
 they are (for the mask task without their box, as detectron2 evaluates it, by taking the boxes
 out and putting them back rather than copying 500k dicts), on a faster-coco-eval index of the
 ground truth detectron2 already loaded (no second load, no copy), with Python's cyclic garbage
-collector paused meanwhile (its passes over millions of new acyclic objects were 13% of the mask
-evaluation). The 12 summary numbers and the per-category AP are pycocotools' up to float
+collector paused meanwhile (its passes over millions of new acyclic objects are a large share of the
+mask evaluation). The 12 summary numbers and the per-category AP are pycocotools' up to float
 summation order (1e-14; tests/test_coco_eval.py against detectron2's
 COCOEvaluator(use_fast_impl=False), to 1e-12 and 1e-9).
 
@@ -118,7 +118,7 @@ class FastCOCOEvaluator(COCOEvaluator):
 def gc_paused():
     """Python's cyclic garbage collector off inside (as it was before, after): faster-coco-eval's
     loadRes and index create millions of objects without cycles, and the collector's passes over
-    them (and over the results already held) were 13% of the mask evaluation at COCO size."""
+    them (and over the results already held) are a large share of the mask evaluation at COCO size."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
