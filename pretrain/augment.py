@@ -3,8 +3,9 @@
 Two implementations of the same recipe:
 - `torchvision`: the references' PIL pipeline, kept as the yardstick (moco `main_moco.py`,
   moco-v3 `moco/loader.py`);
-- `fast` (default): OpenCV on uint8 arrays, the JPEG decoded at a reduced size when the crop
-  allows it (libjpeg's DCT scaling), returning uint8 CHW tensors; `normalize` runs on the batch,
+- `fast` (default): the JPEG decoded at a reduced size when the crop allows it (libjpeg's DCT
+  scaling), crop + resize with PIL's filter over the exact box, then OpenCV on uint8 arrays,
+  returning uint8 CHW tensors; `normalize` runs on the batch,
   on the training device. Data loading is the bottleneck of two-crop pretraining (moco#33).
 Both draw every random number from one seeded generator per sample, so a sample's crops depend
 only on (seed, epoch, index): resuming mid-epoch reproduces the uninterrupted run exactly.
@@ -83,15 +84,32 @@ def crop_box(rng, w, h, scale, ratio=(3 / 4, 4 / 3)):
 
 
 def decode(img, boxes, crop):
-    """RGB uint8 array of an opened, not yet loaded image, and the boxes in its pixels; a JPEG
-    decodes at 1/2, 1/4 or 1/8 size when every crop still has at least `crop` pixels a side."""
+    """An opened, not yet loaded image and the boxes in its pixels -> the decoded RGB image and the
+    boxes in its pixels, as (x0, y0, x1, y1) floats. A JPEG decodes at 1/2, 1/4 or 1/8 size when
+    every crop still has at least `crop` pixels a side (libjpeg's DCT scaling: the speed of `fast`
+    on large images); the boxes keep their fractions, so the crops cover the reference's pixels."""
     w, h = img.size
     smallest = min(min(cw, ch) for _, _, cw, ch in boxes)
+    scale = 1.0
     if img.format == "JPEG" and smallest >= 2 * crop:
-        img.draft("RGB", (w * crop // smallest, h * crop // smallest))
-    sx, sy = img.size[0] / w, img.size[1] / h
-    arr = np.asarray(img.convert("RGB"))
-    return arr, [(int(x * sx), int(y * sy), max(1, int(cw * sx)), max(1, int(ch * sy))) for x, y, cw, ch in boxes]
+        drafted = img.draft("RGB", (w * crop // smallest, h * crop // smallest))
+        if drafted is not None:  # pixel i of the 1/s image covers [i s, (i + 1) s): the last is partial
+            scale = drafted[1][2] / w
+    img.load()
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    return rgb, [(x * scale, y * scale, (x + cw) * scale, (y + ch) * scale) for x, y, cw, ch in boxes]
+
+
+def resized_crop(img, box, crop):
+    """torchvision's F.resized_crop on a PIL image (crop, then bilinear with antialiasing: PIL's
+    resize) for a box in fractional pixels: the smallest whole-pixel crop around it, resampled over
+    the exact box. A whole-pixel box gives the reference's pixels exactly."""
+    x0, y0, x1, y1 = box
+    left, top = math.floor(x0), math.floor(y0)
+    right, bottom = min(math.ceil(x1), img.size[0]), min(math.ceil(y1), img.size[1])
+    region = img.crop((left, top, right, bottom))
+    resized = region.resize((crop, crop), Image.BILINEAR, box=(x0 - left, y0 - top, x1 - left, y1 - top))
+    return np.asarray(resized)
 
 
 def gray(img):
@@ -166,14 +184,9 @@ class FastTwoCrops:
     def __call__(self, path, rng):
         with Image.open(path) as img:  # the header gives the size; decoding waits for the crops
             boxes = [crop_box(rng, *img.size, (self.crop_min, 1.0)) for _ in self.views]
-            arr, boxes = decode(img, boxes, self.crop)
-        out = []
-        for (x, y, cw, ch), view in zip(boxes, self.views):
-            # area averaging when shrinking matches PIL's antialiased bilinear; linear when enlarging
-            interp = cv2.INTER_AREA if cw > self.crop and ch > self.crop else cv2.INTER_LINEAR
-            img = cv2.resize(arr[y:y + ch, x:x + cw], (self.crop, self.crop), interpolation=interp)
-            out.append(fast_view(img, draw_view(rng, **view)))
-        return out
+            img, boxes = decode(img, boxes, self.crop)
+            crops = [resized_crop(img, box, self.crop) for box in boxes]
+        return [fast_view(c, draw_view(rng, **view)) for c, view in zip(crops, self.views)]
 
 
 def normalize(x):
