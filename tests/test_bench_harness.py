@@ -44,7 +44,7 @@ def test_measure_counts_the_call_and_its_own_peak_memory():
     _, wall, _, peak = bench_harness.measure(lambda: time.sleep(0.05))
     assert wall >= 0.05
     _, wall, cpu, _ = bench_harness.measure(busy)  # CPU seconds of the process: threads left spinning by
-    assert cpu >= 0.8 * wall >= 0.08                # earlier tests may add to them, so only a lower bound
+    assert cpu >= 0.5 * wall >= 0.05                # earlier tests may add to them, so only a lower bound
     kept, _, _, peak = bench_harness.measure(lambda: touched_pages(64 * 2 ** 20))
     if math.isnan(peak):
         pytest.skip("this kernel does not let a process reset its peak resident size")
