@@ -228,17 +228,29 @@ def test_linear_probe_leaves_the_backbone_unchanged(tmp_path, demo_root, r50):
     assert "backbone: all" in open(next(work.glob("*/*.log"))).read()
 
 
-def test_quick_linear_config_normalises_the_features():
-    """mmpretrain's ClsBatchNormNeck after the GAP is MAE main_linprobe.py's BatchNorm1d(affine=False, eps=1e-6):
-    a BatchNorm with no weight or bias, in one nn.Sequential neck (MMEngine builds a list of modules so)."""
-    cfg = Config.fromfile(config_path("mmpretrain", "linear_mocov2_r50_quick.py"))
+# each quick linear probe, its head's input and the recipe's (MAE's BatchNorm on the recipe's features)
+QUICK = {"linear_mocov2_r50_quick.py": ("res5 GAP", 2048), "linear_mocov3_r50_quick.py": ("res5 GAP", 2048),
+         "linear_mocov3_vit_quick.py": ("class token after the final LayerNorm", 384)}
+
+
+@pytest.mark.parametrize("name", list(QUICK))
+def test_quick_linear_config_normalises_the_features(name):
+    """mmpretrain's ClsBatchNormNeck on the recipe's features is MAE main_linprobe.py's BatchNorm1d(affine=False,
+    eps=1e-6): a BatchNorm with no weight or bias (ResNet: after the GAP, in one nn.Sequential neck, as MMEngine
+    builds a list of modules; ViT: on the class token, as main_linprobe.py does), and an lr for it."""
+    words, width = QUICK[name]
+    cfg = Config.fromfile(config_path("mmpretrain", name))
     neck = build(cfg.model.neck)
-    bn = neck[1].bn
-    assert [type(m).__name__ for m in neck] == ["GlobalAveragePooling", "ClsBatchNormNeck"]
-    assert isinstance(bn, torch.nn.BatchNorm1d) and not bn.affine and bn.eps == 1e-6 and bn.num_features == 2048
-    assert linear.features(cfg.model) == "res5 GAP, BN affine=False" and cfg.train_dataloader.drop_last
-    full = Config.fromfile(config_path("mmpretrain", "linear_mocov2_r50.py"))
-    assert linear.features(full.model) == "res5 GAP"  # the recipe's own probe has no normalisation
+    if words == "res5 GAP":
+        assert [type(m).__name__ for m in neck] == ["GlobalAveragePooling", "ClsBatchNormNeck"]
+        neck = neck[1]
+    bn = neck.bn
+    assert type(neck).__name__ == "ClsBatchNormNeck" and isinstance(bn, torch.nn.BatchNorm1d)
+    assert not bn.affine and bn.eps == 1e-6 and bn.num_features == width
+    assert linear.features(cfg.model) == f"{words}, BN affine=False" and cfg.train_dataloader.drop_last
+    assert cfg.optim_wrapper.optimizer.lr == 0.001 and cfg.lr_scaling.startswith("measured")
+    full = Config.fromfile(config_path("mmpretrain", name.replace("_quick", "")))
+    assert linear.features(full.model) == words == linear.RECIPES[full.recipe]["features"]  # the recipe's: no BN
 
 
 LOUD = 1e3  # mean squared norm of res5 GAP features, about a briefly pretrained demo checkpoint's
@@ -265,12 +277,13 @@ def loud_r50(tmp_path_factory):
     return path
 
 
-def test_quick_linear_probe_trains_on_large_features(tmp_path, demo_root, loud_r50):
+@pytest.mark.parametrize("name", ["linear_mocov2_r50_quick.py", "linear_mocov3_r50_quick.py"])
+def test_quick_linear_probe_trains_on_large_features(tmp_path, demo_root, loud_r50, name):
     """The quick config's whole schedule on a backbone with large features: the loss stays below
-    10 x ln(classes) at every step (MoCo v2's lr 30 x 8 / 256 on the raw features climbs far above it), and
-    the frozen-backbone check passes."""
+    10 x ln(classes) at every step (MoCo v2's lr 30 x 8 / 256 on the raw features climbs far above it, and so
+    does MoCo v3's 0.4 at 8 images), and the frozen-backbone check passes."""
     work = tmp_path / "loud"
-    metrics, fp = run(linear, "linear_mocov2_r50_quick.py", demo_root, work, loud_r50,
+    metrics, fp = run(linear, name, demo_root, work, loud_r50,
                       ["default_hooks.checkpoint.interval=6"])
     _, losses = report.curves(str(work))
     assert len(losses) == 6 * 24 // 8  # every iteration of the 6 epochs logged (24 training images, 8 a batch)
@@ -282,7 +295,22 @@ def test_quick_linear_probe_trains_on_large_features(tmp_path, demo_root, loud_r
 def test_linear_vit_small_end_to_end(tmp_path, demo_root):
     metrics, fp = run(linear, "linear_mocov3_vit_quick.py", demo_root, tmp_path / "vit", vit_weights(tmp_path))
     assert set(metrics["accuracy"]) == {"top1", "top5"} and fp["num_classes"] == 4
-    assert fp["features"] == "class token after the final LayerNorm" and fp["trained"] == "head"
+    assert fp["features"] == "class token after the final LayerNorm, BN affine=False" and fp["trained"] == "head"
+
+
+def test_quick_vit_probe_normalises_the_class_token_of_any_width(tmp_path, demo_root):
+    """The ViT quick probe takes its width from --weights (a 64-wide ViT here): the BatchNorm on the class token
+    follows the head's, and the fingerprint names the features as a deviation from the recipe's."""
+    work = tmp_path / "vit"
+    metrics, fp = run(linear, "linear_mocov3_vit_quick.py", demo_root, work,
+                      vit_weights(tmp_path, depth=2, width=64, heads=4, name="tiny"), TINY)
+    trained = torch.load(next(work.glob("epoch_*.pth")), map_location="cpu", weights_only=False)["state_dict"]
+    assert trained["neck.bn.running_var"].shape == (64,) and "neck.bn.weight" not in trained  # affine=False
+    assert trained["head.layers.head.weight"].shape == (4, 64)
+    assert fp["features"] == "class token after the final LayerNorm, BN affine=False"
+    assert ("features: class token after the final LayerNorm, BN affine=False (protocol class token after the "
+            "final LayerNorm)") in fp["deviations"]
+    assert fp["lr"] == 0.001 and fp["lr_scaling"].startswith("measured")
 
 
 @pytest.mark.parametrize("places", [False, True])

@@ -235,11 +235,14 @@ def test_sweep_of_a_vit_has_both_feature_variants(tmp_path, demo_root):
     assert sweep.main(argv) == 0
     heads = json.load(open(work / "sweep.json"))["heads"]
     assert [h["variant"] for h in heads] == ["cls"] * 13 + ["cls+avgpool"] * 13
-    assert heads[6]["lr"] == heads[19]["lr"] == 12.0  # MoCo v3 ViT's recipe lr at the grid's centre
+    assert heads[6]["lr"] == heads[19]["lr"] == 0.001  # the quick probe's lr at the grid's centre
     m = json.load(open(work / "final_metrics.json"))
     assert set(m) == {"accuracy", "sweep"} and m["sweep"]["lr"] in [h["lr"] for h in heads]
     trained = torch.load(work / "epoch_1.pth", map_location="cpu", weights_only=False)["state_dict"]
     assert trained["head.fcs.0.weight"].shape == (4, 64) and trained["head.fcs.13.weight"].shape == (4, 128)
+    # the quick probe's BatchNorm (affine=False) on each head's input: raw tokens cannot pass its neck
+    assert trained["head.norms.cls.running_var"].shape == (64,) and "head.norms.cls.weight" not in trained
+    assert trained["head.norms.cls+avgpool.running_var"].shape == (128,) and not [k for k in trained if "neck" in k]
     assert "unchanged by training" in open(next(work.glob("*/*.log"))).read()
 
 

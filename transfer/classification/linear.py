@@ -31,12 +31,15 @@ NECK_WORDS = {"ClsBatchNormNeck": lambda n: f"BN affine={n.get('affine', False)}
 
 def features(model):
     """The head's input in words, e.g. 'res5 GAP', or 'res5 GAP, BN affine=False' with a normalising neck
-    (a list of necks is one nn.Sequential: MMEngine build_model_from_cfg); 'other' for anything else."""
+    (a list of necks is one nn.Sequential: MMEngine build_model_from_cfg), 'class token after the final
+    LayerNorm[, BN affine=False]' for a ViT; 'other' for anything else."""
     bb, neck = model.backbone, model.get("neck") or {}
     necks = list(neck) if isinstance(neck, (list, tuple)) else [neck]
     if bb.type in mmrun.VIT_TYPES:
         cls = bb.get("out_type", "cls_token") == "cls_token" and bb.get("final_norm", True)
-        return "class token after the final LayerNorm" if cls and neck == {} else "other"
+        if not cls or any(n.get("type") not in NECK_WORDS for n in necks if n):
+            return "other"
+        return ", ".join(["class token after the final LayerNorm"] + [NECK_WORDS[n["type"]](n) for n in necks if n])
     if necks[0].get("type") != "GlobalAveragePooling" or bb.get("out_indices") != (3,):
         return "other"
     if any(n.get("type") not in NECK_WORDS for n in necks[1:]):

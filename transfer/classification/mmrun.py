@@ -120,6 +120,9 @@ def set_weights(cfg, path, args_config):
         shape = to_mmpretrain.vit_arch(sd, meta["num_heads"])
         if cfg.get("vit_arch_from_weights"):
             backbone.arch, cfg.model.head.in_channels = shape, shape["embed_dims"]
+            neck = cfg.model.get("neck") or {}
+            if neck.get("type") == "ClsBatchNormNeck":  # a quick probe's BatchNorm on the class token: its width
+                neck.input_features = shape["embed_dims"]
             if backbone.get("frozen_stages", -1) > 0:  # frozen = every block, whatever the depth
                 backbone.frozen_stages = shape["num_layers"]
         elif config_vit_arch(backbone) != shape:

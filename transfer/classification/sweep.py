@@ -47,14 +47,17 @@ class SweepLinearHead(ClsHead):
     """One Linear(in, classes) per (feature variant, lr factor), N(0, 0.01) like the recipe's head.
     Loss: the sum of the heads' cross-entropies (each head's gradient is its own, so with one param group
     per head this trains each as if alone). Prediction: every head's scores in `stage_scores` (for
-    StageAccuracy on the holdout), or only the `chosen` head's as `pred_score` once it is set."""
+    StageAccuracy on the holdout), or only the `chosen` head's as `pred_score` once it is set.
+    norm: BatchNorm1d keyword arguments (a quick ViT probe's ClsBatchNormNeck, moved here): each variant's
+    input standardised before its Linears, as the probe's neck does to the class token."""
 
-    def __init__(self, num_classes, in_channels, lr_factors, variants=("gap",),
+    def __init__(self, num_classes, in_channels, lr_factors, variants=("gap",), norm=None,
                  init_cfg=dict(type="Normal", layer="Linear", std=0.01, bias=0.0), **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
         dims = {"gap": in_channels, "cls": in_channels, "cls+avgpool": 2 * in_channels}
         self.heads = [(v, f) for v in variants for f in lr_factors]
         self.fcs = nn.ModuleList(nn.Linear(dims[v], num_classes) for v, _ in self.heads)
+        self.norms = nn.ModuleDict({v: nn.BatchNorm1d(dims[v], **norm) for v in variants}) if norm else None
         self.chosen = None
 
     def names(self):
@@ -67,6 +70,8 @@ class SweepLinearHead(ClsHead):
             inputs = {"cls": cls, "cls+avgpool": torch.cat([cls, x[:, 1:].mean(1)], dim=1)}
         else:
             inputs = {"gap": x}
+        if self.norms is not None:
+            inputs = {v: bn(inputs[v]) for v, bn in self.norms.items()}
         return [fc(inputs[v]) for (v, _), fc in zip(self.heads, self.fcs)]
 
     def loss(self, feats, data_samples, **kwargs):
@@ -87,11 +92,16 @@ class SweepLinearHead(ClsHead):
 def to_sweep(cfg, factors, vit_variants):
     """The linear config with the sweep's head, per-head learning rates and holdout evaluator."""
     head, is_vit = cfg.model.head, cfg.model.backbone.type in mmrun.VIT_TYPES
+    norm = None
     if is_vit:
         cfg.model.backbone.out_type = "raw"  # all tokens after the final LayerNorm: class token and patch tokens
+        neck = cfg.model.get("neck") or {}
+        if neck.get("type") == "ClsBatchNormNeck":  # raw tokens cannot pass it: each head input is normalised
+            norm, cfg.model.neck = dict(affine=neck.get("affine", False), eps=neck.get("eps", 1e-6)), None
     variants = list(vit_variants) if is_vit else ["gap"]
     cfg.model.head = dict(type="SweepLinearHead", num_classes=head.num_classes, in_channels=head.in_channels,
-                          lr_factors=list(factors), variants=variants, loss=head.loss, init_cfg=head.init_cfg)
+                          lr_factors=list(factors), variants=variants, loss=head.loss, init_cfg=head.init_cfg,
+                          **({"norm": norm} if norm else {}))
     n = len(factors)
     cfg.optim_wrapper.paramwise_cfg = dict(custom_keys={f"head.fcs.{i}.": dict(lr_mult=factors[i % n])
                                                         for i in range(n * len(variants))})

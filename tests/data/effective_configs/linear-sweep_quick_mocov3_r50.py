@@ -38,6 +38,7 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 load_from = None
 log_level = 'INFO'
+lr_scaling = 'measured: 0.001 for 8 images per update on BN-standardised features (the recipe lr 0.4 is for 1024 on raw features)'
 model = dict(
     backbone=dict(
         depth=50,
@@ -70,10 +71,17 @@ model = dict(
         variants=[
             'gap',
         ]),
-    neck=dict(type='GlobalAveragePooling'),
+    neck=[
+        dict(type='GlobalAveragePooling'),
+        dict(
+            affine=False,
+            eps=1e-06,
+            input_features=2048,
+            type='ClsBatchNormNeck'),
+    ],
     type='ImageClassifier')
 optim_wrapper = dict(
-    optimizer=dict(lr=0.4, momentum=0.9, type='SGD', weight_decay=0.0),
+    optimizer=dict(lr=0.001, momentum=0.9, type='SGD', weight_decay=0.0),
     paramwise_cfg=dict(
         custom_keys=dict({
             'head.fcs.0.': dict(lr_mult=0.1),
@@ -138,6 +146,7 @@ train_dataloader = dict(
             dict(type='PackInputs'),
         ],
         type='CustomDataset'),
+    drop_last=True,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(shuffle=True, type='DefaultSampler'))

@@ -38,6 +38,7 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0))
 load_from = None
 log_level = 'INFO'
+lr_scaling = 'measured: 0.001 for 8 images per update on BN-standardised features (the recipe lr 12 is for 1024 on raw features)'
 model = dict(
     backbone=dict(
         arch='mocov3-small',
@@ -55,10 +56,11 @@ model = dict(
         loss=dict(type='CrossEntropyLoss'),
         num_classes=1000,
         type='VisionTransformerClsHead'),
-    neck=None,
+    neck=dict(
+        affine=False, eps=1e-06, input_features=384, type='ClsBatchNormNeck'),
     type='ImageClassifier')
 optim_wrapper = dict(
-    optimizer=dict(lr=12.0, momentum=0.9, type='SGD', weight_decay=0.0),
+    optimizer=dict(lr=0.001, momentum=0.9, type='SGD', weight_decay=0.0),
     type='OptimWrapper')
 param_scheduler = [
     dict(T_max=6, begin=0, by_epoch=True, end=6, type='CosineAnnealingLR'),
@@ -107,6 +109,7 @@ train_dataloader = dict(
             dict(type='PackInputs'),
         ],
         type='CustomDataset'),
+    drop_last=True,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(shuffle=True, type='DefaultSampler'))
