@@ -182,6 +182,41 @@ def test_overrides_reach_the_tasks_they_are_meant_for_as_their_runners_parse_the
     assert run_suite.route_overrides(tasks, [], ["train_cfg.max_iters=3"]) == {"seg": ["train_cfg.max_iters=3"]}
 
 
+MMENGINE_TASKS = [n for n, p in protocols.TASKS.items() if p.framework in ("mmseg", "mmpretrain")]
+
+
+@pytest.mark.parametrize("task", MMENGINE_TASKS)
+def test_a_real_key_of_every_mmengine_task_reaches_its_runs_effective_config(task, demo_root, tmp_path):
+    """Every MMEngine task, through run_suite's command and its own runner's parser and run_cfg: the value of
+    a real key, given with the task's prefix, is the one the run will train with."""
+    from mmengine.registry import DefaultScope
+
+    from transfer.classification import finetune, linear, mmrun
+    from transfer.segmentation import train
+
+    p = protocols.TASKS[task]
+    key, value, read = (("train_cfg.max_iters", 3, lambda c: c.train_cfg.max_iters) if p.framework == "mmseg"
+                        else ("train_cfg.max_epochs", 2, lambda c: c.train_cfg.max_epochs))
+    arch = [] if "resnet50" in p.archs else ["--arch", p.archs[0]]
+    if task == "linear-stages-places":  # Places205's layout, with the built-in images
+        root = tmp_path / "root"
+        root.mkdir()
+        os.symlink(os.path.join(demo_root, "imagenet"), root / "places205")
+        demo_root = str(root)
+    suite, _ = plan(["--task", task, "--data", demo_root, "--quick", *arch, "--cfg-options", f"{task}:{key}={value}"],
+                    tmp_path / "o")
+    cmd = run_suite.command(suite, p, run_suite.config_path(suite, p), str(tmp_path / "run"), 0)
+    argv = cmd[cmd.index("-m") + 2:]
+    if p.runner == "transfer.segmentation.train":
+        cfg = train.run_cfg(train.parser().parse_args(argv))
+    else:  # linear, finetune and the sweep all run mmrun.run_cfg, with the tasks and recipes of their module
+        tasks, recipes = ({"transfer.classification.finetune": (("finetune",), finetune.RECIPES)}
+                          .get(p.runner, (("linear", "linear-stages"), linear.RECIPES)))
+        with DefaultScope.overwrite_default_scope("mmpretrain"):
+            cfg, _ = mmrun.run_cfg(mmrun.parser("test").parse_args(argv), tasks, recipes)
+    assert read(cfg) == value, (task, key)
+
+
 def test_the_plan_is_built_once_from_the_command_line_and_frozen(demo_root, tmp_path):
     out = tmp_path / "o"
     suite, backbone = plan(["--task", "knn,linear", "--seeds", "3", "--data", demo_root, "--quick",
