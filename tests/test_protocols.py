@@ -214,6 +214,27 @@ def test_baselines_are_the_moco_paper_rows(task):
                                                        MOCO_PAPER.values()}
 
 
+# He et al., "Masked Autoencoders Are Scalable Vision Learners" (arXiv:2111.06377), written here from the paper:
+# row "supervised" (pre-train data "IN1K w/ labels") of Table 4 (COCO, ViT Mask R-CNN with FPN: APbox, APmask)
+# and Table 5 (ADE20K UperNet mIoU), ViT-B and ViT-L; neither table has a row from scratch
+MAE_SUPERVISED = {
+    ("coco-vitdet", "bbox/AP"): ("Tab. 4", {"vit_base": 47.9, "vit_large": 49.3}),
+    ("coco-vitdet", "segm/AP"): ("Tab. 4", {"vit_base": 42.9, "vit_large": 43.9}),
+    ("ade20k-upernet", "sem_seg/mIoU"): ("Tab. 5", {"vit_base": 47.4, "vit_large": 49.9}),
+}
+
+
+@pytest.mark.parametrize("task,metric", list(MAE_SUPERVISED))
+def test_vit_baselines_are_the_mae_paper_supervised_rows_shown_for_their_size_only(task, metric):
+    table, values = MAE_SUPERVISED[(task, metric)]
+    p = protocols.get(task)
+    for arch, v in values.items():
+        found = p.baseline_refs(arch)[metric]
+        assert [(r.value, r.init, r.arch) for r in found] == [(v, "supervised", arch)]
+        assert found[0].source == f"MAE paper (arXiv:2111.06377) {table}, row supervised (IN1K w/ labels)"
+    assert metric not in p.baseline_refs("vit_small") and not p.baseline_refs("resnet50")  # none measured
+
+
 def test_a_best_layer_number_says_so_where_it_is_not_feat5():
     random_k96 = [r for r in protocols.get("svm-lowshot").baselines["svm_lowshot/mAP_feat5_k96"] if r.init == "random"]
     assert "feat2, NOT feat5" in random_k96[0].setup

@@ -69,6 +69,7 @@ class Ref:
     source: str  # the document: repository and path, or paper and table
     setup: str = ""  # the framework and config that measured it, and where it differs from our protocol
     init: str = "MoCo"  # the backbone it started from: the checkpoint's method, or a baseline (BASELINE_INITS)
+    arch: str = ""  # a baseline's backbone, shown for checkpoints of that arch ("": ResNet-50)
 
     def by(self):
         """'moco detection/README; detectron2, ...': who published it and what measured it."""
@@ -90,7 +91,7 @@ class Protocol:
     weights: str  # one of WEIGHTS: the form the runner reads (detectron2 .pkl, mmseg/mmpretrain .pth, or as given)
     metrics: tuple  # report rows, as report.flat_metrics names the framework's results
     published: dict = field(default_factory=dict)  # metric -> Ref, or -> {recipe or arch: Ref}
-    baselines: dict = field(default_factory=dict)  # metric -> (Ref, ...): random init, supervised, ... (ResNet-50)
+    baselines: dict = field(default_factory=dict)  # metric -> (Ref, ...): random init, supervised, ... (Ref.arch)
     facts: dict = field(default_factory=dict)  # protocol facts; the fingerprint lists every deviation
     archs: tuple = ("resnet50",)  # backbones it accepts (converters.sources arch names)
     gpus: int = 8  # GPUs of the published run
@@ -125,8 +126,10 @@ class Protocol:
         return out
 
     def baseline_refs(self, arch=None):
-        """metric -> (Ref, ...) of the baselines; all were measured on a ResNet-50, so none for a ViT."""
-        return {} if arch and arch != "resnet50" else dict(self.baselines)
+        """metric -> (Ref, ...) of the baselines measured on the checkpoint's arch (ResNet-50 when not given)."""
+        arch = arch or "resnet50"
+        out = {m: tuple(r for r in refs if (r.arch or "resnet50") == arch) for m, refs in self.baselines.items()}
+        return {m: refs for m, refs in out.items() if refs}
 
     def config(self, variant):
         if variant not in self.configs:
@@ -141,6 +144,9 @@ class Protocol:
 MAE_DET = ("MAE paper (arXiv:2111.06377) Tab. 4, row MoCo v3",
            "ViT + FPN Mask R-CNN (arXiv:2111.11429), NOT ViTDet (ours: detectron2 projects/ViTDet)")
 MAE_SEG = ("MAE paper (arXiv:2111.06377) Tab. 5, row MoCo v3", "UperNet, 100 ep x 16 images, lr searched per entry")
+# the same two tables' "supervised" row (IN1K w/ labels) as a per-size baseline; neither table has a scratch row
+MAE_DET_SUP, MAE_SEG_SUP = ((MAE_DET[0].replace("MoCo v3", "supervised (IN1K w/ labels)"), MAE_DET[1]),
+                            (MAE_SEG[0].replace("MoCo v3", "supervised (IN1K w/ labels)"), MAE_SEG[1]))
 MOCO_DET = "moco detection/README"
 MMSELFSUP = "mmselfsup MoCo v2 README"
 # the framework and config behind each published number (mmselfsup: 1.x configs/benchmarks/...)
@@ -388,6 +394,8 @@ TASKS = {p.name: p for p in [
         metrics=("bbox/AP", "bbox/AP50", "bbox/AP75", "segm/AP", "segm/AP50", "segm/AP75"),
         published={"bbox/AP": {"vit_base": Ref(47.9, *MAE_DET), "vit_large": Ref(49.3, *MAE_DET)},
                    "segm/AP": {"vit_base": Ref(42.7, *MAE_DET), "vit_large": Ref(44.0, *MAE_DET)}},
+        baselines={m: tuple(Ref(v, *MAE_DET_SUP, "supervised", arch) for arch, v in zip(("vit_base", "vit_large"), vals))
+                   for m, vals in (("bbox/AP", (47.9, 49.3)), ("segm/AP", (42.9, 43.9)))},
         facts=dict(backbone="ViT", window_size=14, use_rel_pos=True, pyramid_scales=[4.0, 2.0, 1.0, 0.5], input="RGB",
                    pixel_mean=RGB_MEAN, pixel_std=RGB_STD, optimizer="AdamW", base_lr=1e-4, weight_decay=0.1,
                    images_per_update=64, max_iter=184375, steps=[163889, 177546], warmup_iters=250,
@@ -401,6 +409,8 @@ TASKS = {p.name: p for p in [
                  "quick": "mmseg/upernet_vit-s16_quick_ade20k.py"},
         metrics=("sem_seg/mIoU",),
         published={"sem_seg/mIoU": {"vit_base": Ref(47.3, *MAE_SEG), "vit_large": Ref(49.1, *MAE_SEG)}},
+        baselines={"sem_seg/mIoU": (Ref(47.4, *MAE_SEG_SUP, "supervised", "vit_base"),
+                                    Ref(49.9, *MAE_SEG_SUP, "supervised", "vit_large"))},
         facts=dict(UPERNET, images_per_update=16, max_iter=160000, test="slide")),
     Protocol(
         groups=("dense",), tier=2,

@@ -152,7 +152,7 @@ def published_text(p):
     for init in ("random", "supervised"):
         first = next(((m, r) for m in p.metrics for r in p.baselines.get(m, ()) if r.init == init), None)
         if first:
-            mine.append(f"{init}: {first[0]} {first[1].value}")
+            mine.append(f"{init}: {first[0]} {first[1].value}" + (f" ({first[1].arch})" if first[1].arch else ""))
     return "; ".join(mine) or "none published"
 
 
